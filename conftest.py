@@ -1,0 +1,5 @@
+"""Wiring only: the plugins that make up meshproof's pytest integration live in fixtures/."""
+
+pytest_plugins = [
+    "fixtures.run",
+]

@@ -1,0 +1,386 @@
+"""`meshproof doctor`: is this machine ready for a run with these options?
+
+Each check is a small function returning a `CheckResult`; `preflight(cfg)` runs the ones the chosen
+provider, installer and features need. The pytest plugin calls `preflight` to stop a run before the first
+test with one message (`summarize`). Everything here is bounded by short timeouts so a machine without
+docker or a cluster gets its answer in seconds. Credentials from the kubeconfig are used to call the API
+server but never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshproof import tools
+from meshproof.commands.tools import render_table
+from meshproof.config import Feature, RunConfig, add_argparse_options, config_from_namespace
+
+DOCKER_INFO_TIMEOUT = 5.0
+API_TIMEOUT = 3.0
+_DETAIL_LIMIT = 140
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "FAIL" if self.required else "warn"
+
+
+# --- tools -------------------------------------------------------------------------------------------------
+
+
+def check_tool(
+    name: str, *, wanted: str | None = None, required: bool = True, purpose: str = ""
+) -> CheckResult:
+    """Is `name` installed, and is its version close enough to `wanted` (default: the pinned one)?"""
+    label = f"tool {name}" + (f" ({purpose})" if purpose else "")
+    st = tools.inspect_tool(name, wanted=wanted)
+    if st.status == "ok":
+        version = f" {st.found}" if st.found else ""
+        return CheckResult(label, True, f"{st.path}{version}", required=required)
+    if st.status == "missing":
+        return CheckResult(
+            label, False, "not found on PATH or in the meshproof cache", tools.install_hint(name), required
+        )
+    if st.status == "version-mismatch":
+        fix = f"install {name} {st.pinned}: {tools.install_hint(name)}"
+        if st.path is not None and st.path.parent != tools.cache_bin_dir():
+            fix += f"; put {tools.cache_bin_dir()} before {st.path.parent} on PATH"
+        return CheckResult(label, False, st.detail, fix, required)
+    return CheckResult(label, False, st.detail, f"reinstall {name}: {tools.install_hint(name)}", required)
+
+
+def check_any_tool(names: Sequence[str], *, purpose: str) -> CheckResult:
+    """At least one of `names` is installed (e.g. oc or kubectl)."""
+    for name in names:
+        st = tools.inspect_tool(name, wanted="")
+        if st.path is not None:
+            return CheckResult(f"tool {' or '.join(names)}", True, f"{st.path} {st.found or ''}".strip())
+    hints = "; ".join(f"{n}: {tools.install_hint(n)}" for n in names)
+    return CheckResult(
+        f"tool {' or '.join(names)}", False, f"none of {', '.join(names)} found ({purpose})", hints
+    )
+
+
+def check_kubectl_skew(server_version: str | None) -> CheckResult:
+    """kubectl within one minor of the API server (Kubernetes version skew policy)."""
+    if server_version is None:
+        st = tools.inspect_tool("kubectl", wanted="")
+        if st.path is None:
+            return CheckResult(
+                "tool kubectl", False, "not found", tools.install_hint("kubectl"), required=False
+            )
+        return CheckResult(
+            "tool kubectl", True, f"{st.path} {st.found or ''} (cluster version unknown)".strip()
+        )
+    return check_tool("kubectl", wanted=server_version, purpose=f"cluster is {server_version}")
+
+
+# --- docker ------------------------------------------------------------------------------------------------
+
+
+def check_docker_daemon(timeout: float = DOCKER_INFO_TIMEOUT) -> CheckResult:
+    """kind runs its nodes as docker containers, so the docker daemon must answer."""
+    try:
+        result = tools.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=timeout, check=False)
+    except tools.ToolMissing:
+        return CheckResult("docker daemon", False, "docker CLI not found", tools.install_hint("docker"))
+    except tools.CommandTimeout:
+        return CheckResult(
+            "docker daemon",
+            False,
+            f"`docker info` did not answer within {timeout:g}s",
+            "check the docker daemon",
+        )
+    server = result.stdout.strip()
+    if result.ok and server:
+        return CheckResult("docker daemon", True, f"docker server {server}")
+    reason = _last_line(result.stderr) or _last_line(result.stdout) or f"exit {result.returncode}"
+    return CheckResult(
+        "docker daemon",
+        False,
+        reason,
+        "start the docker daemon (`sudo systemctl start docker`, or Docker Desktop) and make sure your user "
+        "may use it (`docker info` must work)",
+    )
+
+
+# --- cluster access ----------------------------------------------------------------------------------------
+
+
+def kubeconfig_paths(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[Path]:
+    """The kubeconfig files kubectl would read: --kubeconfig, else $KUBECONFIG (a path list), else ~/.kube/config."""
+    env = os.environ if env is None else env
+    if cfg.kubeconfig is not None:
+        return [cfg.kubeconfig.expanduser()]
+    raw = env.get("KUBECONFIG", "")
+    if raw:
+        return [Path(p).expanduser() for p in raw.split(os.pathsep) if p]
+    return [Path.home() / ".kube" / "config"]
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    config_file: str  # os.pathsep-joined list, as the kubernetes client merges it
+    contexts: tuple[str, ...]
+    current: str | None
+
+
+def check_kubeconfig(
+    cfg: RunConfig, env: Mapping[str, str] | None = None
+) -> tuple[CheckResult, Kubeconfig | None]:
+    """The kubeconfig exists and parses. Its contents are never printed."""
+    from kubernetes import config as kube_config
+
+    paths = kubeconfig_paths(cfg, env)
+    existing = [p for p in paths if p.is_file()]
+    shown = ", ".join(str(p) for p in paths)
+    if not existing:
+        fix = "pass --kubeconfig PATH or set KUBECONFIG" + (
+            " (for OpenShift: `oc login` writes ~/.kube/config)" if cfg.provider == "openshift" else ""
+        )
+        return CheckResult("kubeconfig", False, f"{shown} does not exist", fix), None
+    config_file = os.pathsep.join(str(p) for p in existing)
+    try:
+        contexts, active = kube_config.list_kube_config_contexts(config_file=config_file)
+    except Exception as exc:  # the loader raises ConfigException, YAML errors, TypeError on odd shapes
+        return (
+            CheckResult(
+                "kubeconfig",
+                False,
+                f"{shown} is not a usable kubeconfig: {_safe_error(exc)}",
+                "fix or regenerate the kubeconfig (`kind export kubeconfig`, `oc login`, ...)",
+            ),
+            None,
+        )
+    names = tuple(str(c.get("name")) for c in contexts or [] if isinstance(c, dict) and c.get("name"))
+    current = str(active.get("name")) if isinstance(active, dict) and active.get("name") else None
+    if not names:
+        return CheckResult(
+            "kubeconfig", False, f"{shown} has no contexts", "log in to the cluster first"
+        ), None
+    return (
+        CheckResult("kubeconfig", True, f"{shown} ({len(names)} context(s), current: {current or 'none'})"),
+        Kubeconfig(config_file, names, current),
+    )
+
+
+def wanted_contexts(cfg: RunConfig, kubeconfig: Kubeconfig) -> tuple[list[str], CheckResult | None]:
+    """The contexts this run will use, or a failed check saying why they cannot be used."""
+    if cfg.contexts:
+        unknown = [c for c in cfg.contexts if c not in kubeconfig.contexts]
+        if unknown:
+            return [], CheckResult(
+                "kubeconfig contexts",
+                False,
+                f"context(s) {', '.join(unknown)} not in the kubeconfig (known: {', '.join(kubeconfig.contexts)})",
+                "pass --context with one of the known names",
+            )
+        return list(cfg.contexts), None
+    if kubeconfig.current is None:
+        return [], CheckResult(
+            "kubeconfig contexts",
+            False,
+            f"no current-context set (known: {', '.join(kubeconfig.contexts)})",
+            "pass --context NAME or run `kubectl config use-context NAME`",
+        )
+    return [kubeconfig.current], None
+
+
+def check_api_server(
+    config_file: str, context: str, *, timeout: float = API_TIMEOUT
+) -> tuple[CheckResult, str | None]:
+    """The API server of `context` answers GET /version within `timeout` seconds. Returns its git version."""
+    from kubernetes import client as kube_client
+    from kubernetes import config as kube_config
+    from kubernetes.client.rest import ApiException
+
+    name = f"cluster {context}"
+    configuration = kube_client.Configuration()
+    try:
+        kube_config.load_kube_config(
+            config_file=config_file, context=context, client_configuration=configuration, persist_config=False
+        )
+    except Exception as exc:
+        return CheckResult(
+            name, False, f"cannot use context: {_safe_error(exc)}", "fix the kubeconfig entry"
+        ), None
+    configuration.retries = 0  # one attempt: doctor answers in seconds, it does not wait for a cluster
+    host = configuration.host
+    try:
+        with kube_client.ApiClient(configuration) as api:
+            info = kube_client.VersionApi(api).get_code(_request_timeout=(timeout, timeout))
+    except ApiException as exc:
+        fix = (
+            "log in again (`oc login`, refresh the token)"
+            if exc.status in (401, 403)
+            else "check the API server"
+        )
+        return CheckResult(
+            name, False, f"{host} answered /version with HTTP {exc.status} {exc.reason}", fix
+        ), None
+    except Exception as exc:  # urllib3 connection errors, timeouts, TLS errors
+        return (
+            CheckResult(
+                name,
+                False,
+                f"API server {host} did not answer /version within {timeout:g}s: {_safe_error(exc)}",
+                "start the cluster or fix the server address / VPN; check with `kubectl --context "
+                f"{context} version`",
+            ),
+            None,
+        )
+    version = str(getattr(info, "git_version", "") or "")
+    return CheckResult(name, True, f"{host} answered /version: {version or 'unknown'}"), (version or None)
+
+
+def check_cluster_access(
+    cfg: RunConfig, env: Mapping[str, str] | None = None
+) -> tuple[list[CheckResult], str | None]:
+    """Kubeconfig, contexts and API server reachability for providers that use an existing cluster."""
+    kc_result, kubeconfig = check_kubeconfig(cfg, env)
+    results = [kc_result]
+    if kubeconfig is None:
+        return results, None
+    contexts, problem = wanted_contexts(cfg, kubeconfig)
+    if problem is not None:
+        return [*results, problem], None
+    if cfg.has(Feature.MULTICLUSTER) and len(contexts) < 2:
+        results.append(
+            CheckResult(
+                "kubeconfig contexts",
+                False,
+                f"feature multicluster needs two or more clusters, got {len(contexts)}",
+                "pass --context once per cluster",
+            )
+        )
+    server_version: str | None = None
+    timeout = API_TIMEOUT * cfg.timeout_scale
+    for context in contexts:
+        result, version = check_api_server(kubeconfig.config_file, context, timeout=timeout)
+        results.append(result)
+        server_version = server_version or version
+    return results, server_version
+
+
+# --- the whole preflight -----------------------------------------------------------------------------------
+
+
+def preflight(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[CheckResult]:
+    """Every check the chosen provider, installer and features need, in the order a user fixes them."""
+    results: list[CheckResult] = []
+    if cfg.provider == "kind":
+        results.append(check_tool("docker", wanted=""))
+        if results[-1].ok:
+            results.append(check_docker_daemon(DOCKER_INFO_TIMEOUT * cfg.timeout_scale))
+        results.append(check_tool("kind"))
+        # kind v0.30.0 creates Kubernetes 1.34 nodes by default; kubectl must be within one minor of that.
+        results.append(check_tool("kubectl"))
+    else:
+        access, server_version = check_cluster_access(cfg, env)
+        results.append(
+            check_any_tool(("oc", "kubectl"), purpose="cluster CLI for debugging and kubectl exec")
+        )
+        if tools.inspect_tool("kubectl", wanted="").path is not None:
+            results.append(check_kubectl_skew(server_version))
+        results.extend(access)
+
+    istioctl_required = cfg.installer == "istioctl" or cfg.has(Feature.MULTICLUSTER)
+    purpose = (
+        "installer"
+        if cfg.installer == "istioctl"
+        else "remote secrets"
+        if istioctl_required
+        else "diagnostics"
+    )
+    results.append(
+        check_tool("istioctl", wanted=cfg.istio_version, required=istioctl_required, purpose=purpose)
+    )
+    if cfg.installer == "helm":
+        results.append(check_tool("helm", purpose="installer"))
+    results.append(check_tool("fortio", required=False, purpose="local benchmarks only"))
+    return results
+
+
+def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.required and not r.ok]
+
+
+def summarize(results: Sequence[CheckResult]) -> str:
+    """One line naming every failed required check and its fix (empty when ready)."""
+    failed = failures(results)
+    if not failed:
+        return ""
+    parts = [f"{r.name}: {r.detail}" + (f" (fix: {r.fix})" if r.fix else "") for r in failed]
+    return "not ready: " + "; ".join(parts) + " — run `meshproof doctor` for the full table"
+
+
+def render(results: Sequence[CheckResult]) -> str:
+    rows = [[r.name, r.status, _clip(r.detail), r.fix if not r.ok else ""] for r in results]
+    return render_table(["check", "status", "detail", "how to fix"], rows)
+
+
+# --- command -----------------------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check tools, docker and cluster access for the chosen provider; exit 0 only when ready",
+        description="Check that this machine can run meshproof with the given options.",
+    )
+    add_argparse_options(parser)
+    parser.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    cfg = config_from_namespace(args)
+    results = preflight(cfg)
+    print(f"meshproof doctor: provider {cfg.provider}, installer {cfg.installer}, mode {cfg.mode}")
+    print(render(results))
+    failed = failures(results)
+    if failed:
+        print(f"not ready: {len(failed)} required check(s) failed: {', '.join(r.name for r in failed)}")
+        return 1
+    print("ready")
+    return 0
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")
+_SECRETISH = re.compile(r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+)[^\s\"',]+")
+
+
+def _safe_error(exc: BaseException) -> str:
+    """First line of an error, without object reprs or anything that looks like a credential."""
+    reason = getattr(exc, "reason", None)
+    text = str(reason if isinstance(reason, BaseException) else exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    line = _OBJECT_REPR.sub("", line)
+    line = _SECRETISH.sub(lambda m: m.group(1) + "***", line)
+    return _clip(line)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _clip(text: str, limit: int = _DETAIL_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,114 @@
+"""`meshproof tools list|install`: show the pinned external CLIs and install missing ones into the cache."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from meshproof import tools
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "tools",
+        help="list or install the pinned external CLIs (kind, kubectl, istioctl, helm, fortio)",
+        description="Pinned external CLIs. Installs go to the meshproof cache and are checksum-verified.",
+    )
+    actions = parser.add_subparsers(dest="tools_command", metavar="ACTION")
+    actions.required = True
+
+    listing = actions.add_parser("list", help="where each tool is found and whether its version fits")
+    listing.set_defaults(func=cmd_list)
+
+    install = actions.add_parser("install", help="download missing tools (or the named ones) into the cache")
+    install.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"tools to install ({', '.join(tools.PINNED)})"
+    )
+    install.add_argument(
+        "--offline", action="store_true", default=None, help="never download (env MESHPROOF_OFFLINE)"
+    )
+    install.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help=f"cache root; binaries go to <dir>/bin (default ${tools.CACHE_ENV} or ~/.cache/meshproof)",
+    )
+    install.add_argument(
+        "--mirror",
+        default=None,
+        metavar="URL",
+        help="download from a mirror that keeps the upstream paths (checksums are still enforced)",
+    )
+    install.set_defaults(func=cmd_install)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain left-aligned text table (also used by `meshproof doctor`)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in tools.PINNED:
+        st = tools.inspect_tool(name)
+        rows.append([name, st.pinned, str(st.path) if st.path else "-", st.found or "-", st.status])
+    print(render_table(["tool", "pinned", "found at", "found version", "status"], rows))
+    print(f"cache: {tools.cache_bin_dir()}")
+    return 0
+
+
+def _offline(args: argparse.Namespace) -> bool:
+    if args.offline:
+        return True
+    return os.environ.get("MESHPROOF_OFFLINE", "").strip().lower() in _TRUE
+
+
+def _wanted(names: Sequence[str]) -> list[str]:
+    if names:
+        unknown = [n for n in names if n not in tools.PINNED]
+        if unknown:
+            raise tools.InstallError(
+                f"unknown tool(s) {', '.join(unknown)}; meshproof pins: {', '.join(tools.PINNED)}"
+            )
+        return list(dict.fromkeys(names))
+    # Without names: whatever is not already usable.
+    return [n for n in tools.PINNED if tools.inspect_tool(n).status != "ok"]
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    root = args.cache_dir.expanduser() if args.cache_dir else tools.cache_dir()
+    try:
+        names = _wanted(args.names)
+    except tools.ToolError as exc:
+        print(f"meshproof tools install: {exc}", file=sys.stderr)
+        return 2
+    if not names:
+        print("all pinned tools are present with fitting versions; nothing to install")
+        return 0
+    failed = 0
+    for name in names:
+        try:
+            path = tools.install_tool(
+                name, cache_dir=root, offline=_offline(args), base_url_override=args.mirror
+            )
+        except tools.ToolError as exc:
+            failed += 1
+            print(f"{name}: {exc}", file=sys.stderr)
+            continue
+        print(f"{name} {tools.PINNED[name].version}: {path}")
+    bin_dir = tools.cache_bin_dir(root)
+    if failed < len(names) and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
+        print(f'note: tools on PATH win over the cache; to prefer the cache: export PATH="{bin_dir}:$PATH"')
+    return 1 if failed else 0

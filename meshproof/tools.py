@@ -1,0 +1,834 @@
+"""Pinned external CLIs (kind, kubectl, istioctl, helm, fortio): find, check the version, run, install.
+
+- `find_tool(name)` looks on PATH first, then in the cache (`$MESHPROOF_CACHE_DIR/bin`, default
+  `~/.cache/meshproof/bin`).
+- `run(args, timeout=...)` runs a command with a deadline, captures its output and logs it (logger
+  "meshproof.tools": command, exit code, duration; never stdin, and secret-looking flags are masked).
+- `install_tool(name, ...)` downloads the pinned release into the cache. The archive goes to a hidden temp
+  file, its SHA-256 is checked against the pinned sum *before* anything is extracted, made executable or
+  moved; the binary lands with one atomic rename. A wrong sum, a short body or an HTTP error leaves nothing
+  behind. Platforms without a published sum we could cite are refused, never downloaded unverified.
+
+Every sum below was copied from a public source that lists it; the source is named next to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import io
+import logging
+import os
+import platform as _platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Literal
+
+import filelock
+
+LOG = logging.getLogger("meshproof.tools")
+
+CACHE_ENV = "MESHPROOF_CACHE_DIR"
+_CHUNK = 1 << 16
+
+
+# --- errors: each message is one line saying what is wrong and how to fix it -------------------------------
+
+
+class ToolError(Exception):
+    """Base class for expected failures around external tools."""
+
+
+class ToolMissing(ToolError):
+    def __init__(self, name: str, hint: str) -> None:
+        self.name = name
+        self.hint = hint
+        super().__init__(f"{name} not found on PATH or in {cache_bin_dir()}; {hint}")
+
+
+class UnsupportedPlatform(ToolError):
+    pass
+
+
+class InstallError(ToolError):
+    pass
+
+
+class NoPinnedDownload(InstallError):
+    """No download (or no citable SHA-256) is pinned for this tool on this platform."""
+
+
+class OfflineRefused(InstallError):
+    pass
+
+
+class DownloadFailed(InstallError):
+    pass
+
+
+class ChecksumMismatch(InstallError):
+    pass
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class CommandFailed(ToolError):
+    def __init__(self, result: CommandResult) -> None:
+        self.result = result
+        tail = _tail(result.stderr) or _tail(result.stdout) or "no output"
+        super().__init__(f"command failed (exit {result.returncode}): {_display(result.args)}: {tail}")
+
+
+class CommandTimeout(ToolError):
+    def __init__(self, args: Sequence[str], timeout: float, stdout: str, stderr: str) -> None:
+        self.args_run = tuple(args)
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"command timed out after {timeout:g}s: {_display(args)}")
+
+
+# --- platforms ---------------------------------------------------------------------------------------------
+
+OsName = Literal["linux", "darwin"]
+ArchName = Literal["amd64", "arm64"]
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: OsName
+    arch: ArchName
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.arch}"
+
+
+LINUX_AMD64 = Platform("linux", "amd64")
+LINUX_ARM64 = Platform("linux", "arm64")
+DARWIN_AMD64 = Platform("darwin", "amd64")
+DARWIN_ARM64 = Platform("darwin", "arm64")
+ALL_PLATFORMS = (LINUX_AMD64, LINUX_ARM64, DARWIN_AMD64, DARWIN_ARM64)
+
+_OS_NAMES: dict[str, OsName] = {"linux": "linux", "darwin": "darwin"}
+_ARCH_NAMES: dict[str, ArchName] = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def current_platform(system: str | None = None, machine: str | None = None) -> Platform:
+    """The platform this process runs on, in Go's os/arch words (what release assets are named after)."""
+    system = (system or _platform.system()).lower()
+    machine = (machine or _platform.machine()).lower()
+    os_name = _OS_NAMES.get(system)
+    arch = _ARCH_NAMES.get(machine)
+    if os_name is None or arch is None:
+        raise UnsupportedPlatform(
+            f"platform {system}/{machine} is not supported; meshproof runs on linux or darwin, amd64 or arm64"
+        )
+    return Platform(os_name, arch)
+
+
+# --- versions ----------------------------------------------------------------------------------------------
+
+
+class VersionPolicy(StrEnum):
+    """How close an installed version must be to the wanted one."""
+
+    EXACT = "exact"  # same x.y.z (istioctl installs the control plane of its own version)
+    KUBECTL_SKEW = "kubectl-skew"  # kubectl is supported within one minor of the API server
+    SAME_MINOR = "same-minor"
+    SAME_MAJOR = "same-major"
+
+
+def parse_semver(text: str) -> tuple[int, int, int] | None:
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def version_compatible(found: str, wanted: str, policy: VersionPolicy) -> bool:
+    have, want = parse_semver(found), parse_semver(wanted)
+    if have is None or want is None:
+        return False
+    if policy is VersionPolicy.EXACT:
+        return have == want
+    if policy is VersionPolicy.SAME_MINOR:
+        return have[:2] == want[:2]
+    if policy is VersionPolicy.SAME_MAJOR:
+        return have[0] == want[0]
+    # Kubernetes version skew policy: kubectl is supported within one minor version (older or newer)
+    # of kube-apiserver.
+    return have[0] == want[0] and abs(have[1] - want[1]) <= 1
+
+
+# --- pinned tools ------------------------------------------------------------------------------------------
+
+ArchiveKind = Literal["raw", "tar.gz", "zip"]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One downloadable release file for one platform."""
+
+    url: str  # upstream URL; `{version}` is filled in from the ToolSpec
+    sha256: str | None  # None: no citable published sum, so `install_tool` refuses this platform
+    source: str  # where the sum was seen
+    archive: ArchiveKind = "raw"
+    member: str | None = None  # path of the binary inside the archive (`{version}` allowed)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    version: str
+    version_args: tuple[str, ...]
+    version_regex: str  # first group is x.y.z
+    policy: VersionPolicy
+    assets: Mapping[Platform, Asset] = field(default_factory=dict)
+    manual_install: str = ""  # how to get it without `meshproof tools install`
+
+    def asset_for(self, plat: Platform) -> Asset | None:
+        return self.assets.get(plat)
+
+    def url_for(self, plat: Platform, base_url_override: str | None = None) -> str:
+        asset = self.assets[plat]
+        url = asset.url.format(version=self.version)
+        if base_url_override:
+            # A mirror keeps the upstream path: https://dl.k8s.io/release/... -> <mirror>/release/...
+            url = base_url_override.rstrip("/") + urllib.parse.urlsplit(url).path
+        return url
+
+    def member_for(self, plat: Platform) -> str | None:
+        member = self.assets[plat].member
+        return member.format(version=self.version) if member else None
+
+    def parse_version(self, output: str) -> str | None:
+        match = re.search(self.version_regex, output, re.MULTILINE)
+        return match.group(1) if match else None
+
+    def installable_on(self, plat: Platform) -> bool:
+        asset = self.assets.get(plat)
+        return asset is not None and asset.sha256 is not None
+
+
+KIND_VERSION = "0.30.0"
+KUBECTL_VERSION = "1.34.3"  # kind v0.30.0's default node image is Kubernetes 1.34
+ISTIOCTL_VERSION = "1.27.9"  # = config.DEFAULT_ISTIO_VERSION
+HELM_VERSION = "3.19.2"
+FORTIO_VERSION = "1.75.1"
+
+_KIND_SRC = (
+    "github.com/f110/mono build/rules/kind/assets.bzl (KIND_ASSETS['0.30.0']); same four sums in a "
+    "public gdnts CI Makefile pinning KIND_VERSION v0.30.0"
+)
+_KUBECTL_SRC = (
+    "github.com/cashapp/hermit-packages kubectl.hcl sha256sums (dl.k8s.io/release/v1.34.3/...); "
+    "the same four sums appear in a public Bazel kubectl versions table"
+)
+_HELM_SRC = "github.com/argoproj/argo-cd hack/installers/checksums/helm-v3.19.2-{}.tar.gz.sha256"
+_FORTIO_SRC = "github.com/praxis-proxy/praxis Makefile (FORTIO_VERSION 1.75.1, FORTIO_SHA256_{})"
+_ISTIOCTL_NO_SUM = (
+    "no public copy of istio's istioctl-1.27.9-*.tar.gz.sha256 was available to cite; refused until one is"
+)
+
+PINNED: dict[str, ToolSpec] = {
+    "kind": ToolSpec(
+        name="kind",
+        version=KIND_VERSION,
+        version_args=("version",),
+        version_regex=r"kind v(\d+\.\d+\.\d+)",
+        policy=VersionPolicy.SAME_MINOR,
+        manual_install="see https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+        assets={
+            LINUX_AMD64: Asset(
+                "https://github.com/kubernetes-sigs/kind/releases/download/v{version}/kind-linux-amd64",
+                "517ab7fc89ddeed5fa65abf71530d90648d9638ef0c4cde22c2c11f8097b8889",
+                _KIND_SRC,
+            ),
+            LINUX_ARM64: Asset(
+                "https://github.com/kubernetes-sigs/kind/releases/download/v{version}/kind-linux-arm64",
+                "7ea2de9d2d190022ed4a8a4e3ac0636c8a455e460b9a13ccf19f15d07f4f00eb",
+                _KIND_SRC,
+            ),
+            DARWIN_AMD64: Asset(
+                "https://github.com/kubernetes-sigs/kind/releases/download/v{version}/kind-darwin-amd64",
+                "4f0b6e3b88bdc66d922c08469f05ef507d4903dd236e6319199bb9c868eed274",
+                _KIND_SRC,
+            ),
+            DARWIN_ARM64: Asset(
+                "https://github.com/kubernetes-sigs/kind/releases/download/v{version}/kind-darwin-arm64",
+                "ceaf40df1d1551c481fb50e3deb5c3deecad5fd599df5469626b70ddf52a1518",
+                _KIND_SRC,
+            ),
+        },
+    ),
+    "kubectl": ToolSpec(
+        name="kubectl",
+        version=KUBECTL_VERSION,
+        version_args=("version", "--client"),
+        # `Client Version: v1.34.3` (>= 1.28) or `GitVersion:"v1.27.1"` (older clients)
+        version_regex=r'(?:Client Version: |GitVersion:")v(\d+\.\d+\.\d+)',
+        policy=VersionPolicy.KUBECTL_SKEW,
+        manual_install="see https://kubernetes.io/docs/tasks/tools/#kubectl",
+        assets={
+            LINUX_AMD64: Asset(
+                "https://dl.k8s.io/release/v{version}/bin/linux/amd64/kubectl",
+                "ab60ca5f0fd60c1eb81b52909e67060e3ba0bd27e55a8ac147cbc2172ff14212",
+                _KUBECTL_SRC,
+            ),
+            LINUX_ARM64: Asset(
+                "https://dl.k8s.io/release/v{version}/bin/linux/arm64/kubectl",
+                "46913a7aa0327f6cc2e1cc2775d53c4a2af5e52f7fd8dacbfbfd098e757f19e9",
+                _KUBECTL_SRC,
+            ),
+            DARWIN_AMD64: Asset(
+                "https://dl.k8s.io/release/v{version}/bin/darwin/amd64/kubectl",
+                "657afbd0e653c4ce3af1b5a645a4eaba282cf8eb2bcda7191ff60866e50e4d7f",
+                _KUBECTL_SRC,
+            ),
+            DARWIN_ARM64: Asset(
+                "https://dl.k8s.io/release/v{version}/bin/darwin/arm64/kubectl",
+                "e51367d2107d605f4edd7c2fb25897b0c0695a7de1a9f9d04cd6c9356b890b14",
+                _KUBECTL_SRC,
+            ),
+        },
+    ),
+    "istioctl": ToolSpec(
+        name="istioctl",
+        version=ISTIOCTL_VERSION,
+        version_args=("version", "--remote=false"),
+        # `1.27.9` on older clients, `client version: 1.27.9` on newer ones
+        version_regex=r"^(?:client version: )?(\d+\.\d+\.\d+)",
+        policy=VersionPolicy.EXACT,
+        manual_install=(
+            f"install it with: curl -sL https://istio.io/downloadIstioctl | ISTIO_VERSION={ISTIOCTL_VERSION} sh - "
+            '&& export PATH="$HOME/.istioctl/bin:$PATH" (or use the OSSM 3.2 istioctl from Red Hat)'
+        ),
+        # The upstream layout of the assets is known; their sums are not (see _ISTIOCTL_NO_SUM).
+        assets={
+            LINUX_AMD64: Asset(
+                "https://github.com/istio/istio/releases/download/{version}/istioctl-{version}-linux-amd64.tar.gz",
+                None,
+                _ISTIOCTL_NO_SUM,
+                "tar.gz",
+                "istioctl",
+            ),
+            LINUX_ARM64: Asset(
+                "https://github.com/istio/istio/releases/download/{version}/istioctl-{version}-linux-arm64.tar.gz",
+                None,
+                _ISTIOCTL_NO_SUM,
+                "tar.gz",
+                "istioctl",
+            ),
+            DARWIN_AMD64: Asset(
+                "https://github.com/istio/istio/releases/download/{version}/istioctl-{version}-osx.tar.gz",
+                None,
+                _ISTIOCTL_NO_SUM,
+                "tar.gz",
+                "istioctl",
+            ),
+            DARWIN_ARM64: Asset(
+                "https://github.com/istio/istio/releases/download/{version}/istioctl-{version}-osx-arm64.tar.gz",
+                None,
+                _ISTIOCTL_NO_SUM,
+                "tar.gz",
+                "istioctl",
+            ),
+        },
+    ),
+    "helm": ToolSpec(
+        name="helm",
+        version=HELM_VERSION,
+        version_args=("version", "--short"),
+        version_regex=r"v(\d+\.\d+\.\d+)",
+        policy=VersionPolicy.SAME_MAJOR,
+        manual_install="see https://helm.sh/docs/intro/install/",
+        assets={
+            LINUX_AMD64: Asset(
+                "https://get.helm.sh/helm-v{version}-linux-amd64.tar.gz",
+                "2114c9dea2844dce6d0ee2d792a9aae846be8cf53d5b19dc2988b5a0e8fec26e",
+                _HELM_SRC.format("linux-amd64"),
+                "tar.gz",
+                "linux-amd64/helm",
+            ),
+            LINUX_ARM64: Asset(
+                "https://get.helm.sh/helm-v{version}-linux-arm64.tar.gz",
+                "566e9f3a5a83a81e4b03503ae37e368edd52d699619e8a9bb1fdf21561ae0e88",
+                _HELM_SRC.format("linux-arm64"),
+                "tar.gz",
+                "linux-arm64/helm",
+            ),
+            DARWIN_AMD64: Asset(
+                "https://get.helm.sh/helm-v{version}-darwin-amd64.tar.gz",
+                "7ef4416cdef4c2d78a09e1c8f07a51e945dc0343c883a46b1f628deab52690b7",
+                _HELM_SRC.format("darwin-amd64"),
+                "tar.gz",
+                "darwin-amd64/helm",
+            ),
+            DARWIN_ARM64: Asset(
+                "https://get.helm.sh/helm-v{version}-darwin-arm64.tar.gz",
+                "f0847f899479b66a6dd8d9fcd452e8db2562e4cf3f7de28103f9fcf2b824f1d5",
+                _HELM_SRC.format("darwin-arm64"),
+                "tar.gz",
+                "darwin-arm64/helm",
+            ),
+        },
+    ),
+    "fortio": ToolSpec(
+        name="fortio",
+        version=FORTIO_VERSION,
+        version_args=("version",),
+        version_regex=r"^v?(\d+\.\d+\.\d+)",
+        policy=VersionPolicy.SAME_MINOR,
+        manual_install=f"install it with: go install fortio.org/fortio@v{FORTIO_VERSION} (or: brew install fortio)",
+        # fortio publishes no darwin archive on GitHub; on a Mac use `go install` or Homebrew.
+        assets={
+            LINUX_AMD64: Asset(
+                "https://github.com/fortio/fortio/releases/download/v{version}/fortio-linux_amd64-{version}.tgz",
+                "92da34238dee258191a9dc6691c8bc75305b308951e934e2c3b4e658db0d77d1",
+                _FORTIO_SRC.format("linux_amd64"),
+                "tar.gz",
+                "usr/bin/fortio",
+            ),
+            LINUX_ARM64: Asset(
+                "https://github.com/fortio/fortio/releases/download/v{version}/fortio-linux_arm64-{version}.tgz",
+                "f66275a56ef41e9a5afb2ea8181eb53ca36b34c6d19a201b58aec17dbe95a853",
+                _FORTIO_SRC.format("linux_arm64"),
+                "tar.gz",
+                "usr/bin/fortio",
+            ),
+        },
+    ),
+}
+
+# Tools meshproof uses but does not pin or download: only found and version-probed.
+UNPINNED: dict[str, ToolSpec] = {
+    "docker": ToolSpec(
+        name="docker",
+        version="",
+        version_args=("--version",),
+        version_regex=r"Docker version (\d+\.\d+\.\d+)",
+        policy=VersionPolicy.SAME_MAJOR,
+        manual_install="install Docker Engine (https://docs.docker.com/engine/install/) or Docker Desktop",
+    ),
+    "oc": ToolSpec(
+        name="oc",
+        version="",
+        version_args=("version", "--client"),
+        version_regex=r"Client Version: v?(\d+\.\d+\.\d+)",
+        policy=VersionPolicy.SAME_MAJOR,
+        manual_install="download oc from your cluster console (? > Command line tools) or mirror.openshift.com",
+    ),
+}
+
+
+def spec_for(name: str) -> ToolSpec | None:
+    return PINNED.get(name) or UNPINNED.get(name)
+
+
+def install_hint(name: str, plat: Platform | None = None) -> str:
+    """How to get `name`: our installer when it can verify the download here, else the manual way."""
+    spec = spec_for(name)
+    if spec is None:
+        return f"install {name} and put it on PATH"
+    try:
+        plat = plat or current_platform()
+    except UnsupportedPlatform:
+        plat = None
+    if name in PINNED and plat is not None and spec.installable_on(plat):
+        hint = f"run `meshproof tools install {name}`"
+        if name == "fortio":
+            hint += f" or `go install fortio.org/fortio@v{spec.version}`"
+        return hint
+    return spec.manual_install
+
+
+# --- finding tools -----------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Root of meshproof's cache: $MESHPROOF_CACHE_DIR, else $XDG_CACHE_HOME/meshproof, else ~/.cache/meshproof."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "meshproof"
+
+
+def cache_bin_dir(root: Path | None = None) -> Path:
+    return (root or cache_dir()) / "bin"
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find_tool(name: str) -> Path:
+    """The executable for `name`: PATH first, then the meshproof cache. Raises ToolMissing."""
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    cached = cache_bin_dir() / name
+    if _is_executable(cached):
+        return cached
+    raise ToolMissing(name, install_hint(name))
+
+
+def tool_version(name: str, path: Path | None = None, *, timeout: float = 15.0) -> str:
+    """The x.y.z version the installed `name` reports. Raises ToolMissing or ToolError."""
+    spec = spec_for(name)
+    if spec is None:
+        raise ToolError(f"no version probe is known for {name}")
+    exe = path or find_tool(name)
+    result = run([str(exe), *spec.version_args], timeout=timeout, check=False)
+    found = spec.parse_version(result.stdout + "\n" + result.stderr)
+    if found is None:
+        raise ToolError(
+            f"could not read the version of {exe} (`{_display(result.args)}` exit {result.returncode}: "
+            f"{_tail(result.stdout + result.stderr) or 'no output'})"
+        )
+    return found
+
+
+ToolState = Literal["ok", "missing", "version-mismatch", "unknown-version"]
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    name: str
+    pinned: str
+    path: Path | None
+    found: str | None
+    status: ToolState
+    detail: str = ""
+
+
+def inspect_tool(name: str, *, wanted: str | None = None) -> ToolStatus:
+    """Where `name` is, what version it is and whether that is close enough to `wanted`.
+
+    `wanted=None` means the pinned version; `wanted=""` means any version (presence only).
+    """
+    spec = spec_for(name)
+    if spec is None:
+        raise ToolError(f"unknown tool {name}")
+    want = spec.version if wanted is None else wanted
+    try:
+        path = find_tool(name)
+    except ToolMissing as exc:
+        return ToolStatus(name, want, None, None, "missing", str(exc))
+    try:
+        found = tool_version(name, path)
+    except ToolError as exc:
+        return ToolStatus(name, want, path, None, "unknown-version", str(exc))
+    if not want or version_compatible(found, want, spec.policy):
+        return ToolStatus(name, want, path, found, "ok")
+    return ToolStatus(
+        name,
+        want,
+        path,
+        found,
+        "version-mismatch",
+        f"{path} is {found}, meshproof wants {want} ({spec.policy.value})",
+    )
+
+
+# --- running commands --------------------------------------------------------------------------------------
+
+_SECRET_FLAG = re.compile(r"(?i)^(--?[\w-]*(?:token|password|secret|client-key)[\w-]*)(=.*)?$")
+
+
+def _redact_args(args: Sequence[str]) -> list[str]:
+    """Mask values of secret-looking flags (`--token=x`, `--password x`) so logs never carry them."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        match = _SECRET_FLAG.match(arg)
+        if match and match.group(2):
+            out.append(match.group(1) + "=***")
+        elif match:
+            out.append(arg)
+            hide_next = True
+        else:
+            out.append(arg)
+    return out
+
+
+def _display(args: Sequence[str], limit: int = 160) -> str:
+    text = shlex.join(_redact_args([str(a) for a in args]))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _tail(text: str, lines: int = 3, limit: int = 300) -> str:
+    kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    joined = " | ".join(kept)
+    return joined if len(joined) <= limit else "..." + joined[-(limit - 3) :]
+
+
+def _resolve_executable(program: str) -> str:
+    if os.sep in program:
+        return program
+    found = shutil.which(program)
+    if found:
+        return found
+    cached = cache_bin_dir() / program
+    if _is_executable(cached):
+        return str(cached)
+    raise ToolMissing(program, install_hint(program))
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+def run(
+    args: Sequence[str],
+    *,
+    timeout: float,
+    input: str | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> CommandResult:
+    """Run `args` with a deadline and capture stdout/stderr as text.
+
+    `args[0]` is looked up like `find_tool` (PATH, then the cache). `env` adds to (and overrides) the current
+    environment. The command runs in its own process group so a timeout kills its children too.
+    Raises ToolMissing, CommandTimeout, or CommandFailed when `check` and the exit code is not 0.
+    """
+    argv = [str(a) for a in args]
+    if not argv:
+        raise ValueError("run() needs a command")
+    argv[0] = _resolve_executable(argv[0])
+    full_env = {**os.environ, **env} if env is not None else None
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # something still holds the pipes; give up on the output
+            stdout, stderr = "", ""
+        duration = time.monotonic() - started
+        LOG.info("timeout after %.2fs: %s", duration, _display(argv))
+        raise CommandTimeout(argv, timeout, stdout or "", stderr or "") from None
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    duration = time.monotonic() - started
+    result = CommandResult(tuple(argv), proc.returncode, stdout or "", stderr or "", duration)
+    LOG.info("rc=%d in %.2fs: %s", result.returncode, duration, _display(argv))
+    if check and result.returncode != 0:
+        raise CommandFailed(result)
+    return result
+
+
+# --- installing --------------------------------------------------------------------------------------------
+
+
+def _locks_dir(root: Path) -> Path:
+    # Lock files live outside bin/ so bin/ only ever holds finished, verified binaries.
+    return root / ".locks"
+
+
+def install_tool(
+    name: str,
+    *,
+    cache_dir: Path,
+    offline: bool,
+    base_url_override: str | None = None,
+    specs: Mapping[str, ToolSpec] | None = None,
+    platform: Platform | None = None,
+    timeout: float = 120.0,
+    lock_timeout: float = 600.0,
+) -> Path:
+    """Install the pinned `name` into `<cache_dir>/bin` and return its path.
+
+    Already installed at the pinned version: returns at once (also offline). Otherwise the release asset is
+    downloaded to a temp file, its SHA-256 checked, the binary extracted to a second temp file, made
+    executable and renamed into place. Concurrent installs of the same tool serialise on a file lock.
+    """
+    table = PINNED if specs is None else specs
+    spec = table.get(name)
+    if spec is None:
+        raise InstallError(f"unknown tool '{name}'; meshproof pins: {', '.join(sorted(table))}")
+    plat = platform or current_platform()
+    bin_dir = cache_bin_dir(cache_dir)
+    target = bin_dir / name
+
+    asset = spec.asset_for(plat)
+    if asset is None:
+        raise NoPinnedDownload(
+            f"no pinned download of {name} {spec.version} for {plat}; {spec.manual_install}"
+        )
+    if asset.sha256 is None:
+        raise NoPinnedDownload(
+            f"no citable SHA-256 is pinned for {name} {spec.version} on {plat}, so meshproof will not download "
+            f"it unverified; {spec.manual_install}"
+        )
+
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    _locks_dir(cache_dir).mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(_locks_dir(cache_dir) / f"{name}.lock"), timeout=lock_timeout)
+    try:
+        with lock:
+            if _has_version(target, spec):
+                return target
+            if offline:
+                raise OfflineRefused(
+                    f"offline: not downloading {name} {spec.version}; drop --offline, or install it yourself "
+                    f"({spec.manual_install}) and put it on PATH"
+                )
+            url = spec.url_for(plat, base_url_override)
+            with _temp_path(bin_dir, f".{name}.download.") as archive:
+                _download(url, archive, timeout=timeout)
+                _verify_sha256(archive, asset.sha256, name, url)
+                with _temp_path(bin_dir, f".{name}.new.") as staged:
+                    _extract(archive, asset.archive, spec.member_for(plat), staged, name)
+                    staged.chmod(0o755)
+                    os.replace(staged, target)
+    except filelock.Timeout:
+        raise InstallError(
+            f"another meshproof is installing {name} (lock {lock.lock_file} held for {lock_timeout:g}s)"
+        ) from None
+    LOG.info("installed %s %s into %s", name, spec.version, target)
+    return target
+
+
+def _has_version(path: Path, spec: ToolSpec) -> bool:
+    if not _is_executable(path):
+        return False
+    try:
+        result = run([str(path), *spec.version_args], timeout=15, check=False)
+    except ToolError:
+        return False
+    found = spec.parse_version(result.stdout + "\n" + result.stderr)
+    return found is not None and parse_semver(found) == parse_semver(spec.version)
+
+
+@contextlib.contextmanager
+def _temp_path(directory: Path, prefix: str) -> Iterator[Path]:
+    """A fresh hidden, non-executable file in `directory`, removed on exit unless renamed away."""
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=directory)
+    os.close(fd)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _download(url: str, dest: Path, *, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "meshproof-tools"})
+    received = 0
+    expected: int | None = None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, dest.open("wb") as out:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                received += len(chunk)
+    except urllib.error.HTTPError as exc:
+        raise DownloadFailed(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except http.client.IncompleteRead as exc:
+        got = received + len(exc.partial)
+        raise DownloadFailed(_interrupted(url, got, expected)) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, socket.timeout | TimeoutError):
+            raise DownloadFailed(f"download of {url} timed out after {timeout:g}s") from None
+        raise DownloadFailed(f"download of {url} failed: {reason}") from None
+    if expected is not None and received != expected:
+        raise DownloadFailed(_interrupted(url, received, expected))
+
+
+def _interrupted(url: str, got: int, expected: int | None) -> str:
+    of = f" of {expected}" if expected is not None else ""
+    return f"download of {url} was interrupted after {got}{of} bytes; try again"
+
+
+def _verify_sha256(path: Path, wanted: str, name: str, url: str) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    got = digest.hexdigest()
+    if got != wanted.lower():
+        raise ChecksumMismatch(
+            f"checksum mismatch for {name} from {url}: got sha256 {got}, pinned {wanted}; nothing was installed"
+        )
+
+
+def _extract(archive: Path, kind: ArchiveKind, member: str | None, dest: Path, name: str) -> None:
+    """Copy the binary out of a verified archive into `dest`. Only the named member is read."""
+    if kind == "raw":
+        shutil.copyfile(archive, dest)
+        return
+    if member is None:
+        raise InstallError(f"pinned {name} archive has no member path")
+    try:
+        if kind == "tar.gz":
+            with tarfile.open(archive, "r:gz") as tar:
+                info = tar.getmember(member)
+                if not info.isfile():
+                    raise InstallError(f"{member} in the {name} archive is not a regular file")
+                source = tar.extractfile(info)
+                assert source is not None
+                _copy_stream(source, dest)
+        else:
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as source:
+                _copy_stream(source, dest)
+    except KeyError:
+        raise InstallError(f"the {name} archive has no {member}; the pinned member path is wrong") from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise InstallError(f"could not unpack the {name} archive: {exc}") from None
+
+
+def _copy_stream(source: IO[bytes] | io.BufferedReader, dest: Path) -> None:
+    with dest.open("wb") as out:
+        shutil.copyfileobj(source, out, _CHUNK)

@@ -1,0 +1,3 @@
+"""Engine tests: pytester is needed for the plugin tests."""
+
+pytest_plugins = ["pytester"]

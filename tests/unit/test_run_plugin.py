@@ -1,0 +1,212 @@
+"""The run plugin, exercised through pytester on throw-away suites.
+
+Preflight is replaced by a stub in most of these inner runs (the inner conftest says so), because they test
+reporting and selection, not prerequisites; test_preflight_* use the real preflight.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+PREFLIGHT_PASSES = """
+import meshproof.commands.doctor as doctor
+doctor.preflight = lambda cfg: []  # this inner run tests reporting, not prerequisites
+pytest_plugins = ["fixtures.run"]
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester):
+    pytester.makeconftest(PREFLIGHT_PASSES)
+    pytester.makeini("[pytest]\naddopts = --strict-markers\nmarkers =\n" + _markers())
+    return pytester
+
+
+def _markers() -> str:
+    import tomllib
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return "".join(f"    {m}\n" for m in data["tool"]["pytest"]["ini_options"]["markers"])
+
+
+def read_report(results: Path) -> dict:
+    return yaml.safe_load((results / "conformance-report.yaml").read_text())
+
+
+def test_report_records_outcomes_features_and_unsupported(suite: pytest.Pytester, tmp_path: Path):
+    suite.makepyfile(
+        test_behaviour=textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.mtls
+            @pytest.mark.ambient
+            def test_in_mesh_is_mtls():
+                pass
+
+            @pytest.mark.mtls
+            @pytest.mark.sidecar
+            def test_sidecar_only():
+                pass
+
+            @pytest.mark.authz
+            @pytest.mark.feature("waypoint")
+            def test_needs_waypoint():
+                pass
+
+            @pytest.mark.authz
+            @pytest.mark.feature("gie")
+            def test_needs_gie():
+                pass
+
+            @pytest.mark.authz
+            def test_fails():
+                assert False, "denied call went through"
+
+            @pytest.mark.benchmark
+            def test_benchmark():
+                pass
+            """
+        )
+    )
+    results = tmp_path / "results"
+    result = suite.runpytest("--results-dir", str(results), "--mode", "ambient", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1, skipped=2, deselected=1)
+    data = read_report(results)
+    assert data["status"] == "complete"
+    outcomes = {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]}
+    assert outcomes == {
+        "test_in_mesh_is_mtls": "passed",
+        "test_sidecar_only": "unsupported",
+        "test_needs_waypoint": "passed",  # waypoints come with ambient mode
+        "test_needs_gie": "unsupported",
+        "test_fails": "failed",
+    }
+    reasons = {r["name"].split("::")[1]: r["reason"] for r in data["notRun"]}
+    assert "needs sidecar mode; this run installed the mesh in ambient mode" in reasons["test_sidecar_only"]
+    assert "add --features gie" in reasons["test_needs_gie"]
+    assert data["results"]["mtls"]["result"] == "partial"
+    assert data["results"]["authz"]["failed"] == 1
+    assert (results / "junit.xml").exists()
+
+
+def test_benchmarks_run_only_when_selected(suite: pytest.Pytester, tmp_path: Path):
+    suite.makepyfile(
+        "import pytest\n@pytest.mark.benchmark\ndef test_b():\n    pass\ndef test_c():\n    pass\n"
+    )
+    result = suite.runpytest(
+        "--results-dir", str(tmp_path / "r"), "-m", "benchmark", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_report_is_written_when_the_run_is_interrupted(suite: pytest.Pytester, tmp_path: Path):
+    suite.makepyfile(
+        "def test_first():\n    pass\n"
+        "def test_second():\n    raise KeyboardInterrupt\n"
+        "def test_third():\n    pass\n"
+    )
+    results = tmp_path / "results"
+    result = suite.runpytest("--results-dir", str(results), "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    data = read_report(results)
+    assert data["status"] == "interrupted"
+    assert [t["outcome"] for t in data["tests"]] == ["passed"]
+
+
+def test_sigterm_interrupts_and_still_writes_the_report(
+    suite: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    suite.makepyfile(
+        "import os, signal\n"
+        "def test_first():\n    pass\n"
+        "def test_killed():\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "def test_never():\n    pass\n"
+    )
+    results = tmp_path / "results"
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    result = suite.runpytest_subprocess("--results-dir", str(results), "-p", "no:cacheprovider", timeout=60)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    data = read_report(results)
+    assert data["status"] == "interrupted"
+    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {"test_first": "passed"}
+
+
+def test_xdist_workers_share_the_run_and_the_controller_writes_one_report(
+    suite: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    suite.makepyfile(
+        "import pytest\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        "def test_n(n, run_config, test_id):\n"
+        "    assert run_config.run_id == 'shared-run'\n"
+        "    assert len(test_id) <= 40\n"
+    )
+    results = tmp_path / "results"
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("MESHPROOF_RUN_ID", "shared-run")
+    result = suite.runpytest_subprocess("-n", "2", "--results-dir", str(results), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)
+    data = read_report(results)
+    assert data["runId"] == "shared-run"
+    assert data["summary"]["passed"] == 6
+
+
+def test_preflight_stops_before_the_first_test_with_one_message(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Real preflight, on a PATH without docker or kind: one line, exit 4, aborted report, no test run."""
+    pytester.makeconftest('pytest_plugins = ["fixtures.run"]\n')
+    pytester.makepyfile("def test_needs_cluster():\n    raise AssertionError('must not run')\n")
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    results = tmp_path / "results"
+    result = pytester.run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "--provider",
+        "kind",
+        "--results-dir",
+        str(results),
+        "-p",
+        "no:cacheprovider",
+        timeout=60,
+    )
+    assert result.ret == 4
+    output = result.stdout.str() + result.stderr.str()
+    assert "must not run" not in output
+    assert "Traceback" not in output
+    (line,) = [ln for ln in output.splitlines() if "cannot run the suites" in ln]
+    assert "kind" in line and "docker" in line
+    data = read_report(results)
+    assert data["status"] == "aborted" and "cannot run the suites" in data["abortReason"]
+
+
+def test_collect_only_needs_no_cluster(pytester: pytest.Pytester, tmp_path: Path, monkeypatch):
+    pytester.makeconftest('pytest_plugins = ["fixtures.run"]\n')
+    pytester.makepyfile("def test_a():\n    pass\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = pytester.runpytest("--collect-only", "-q", "--provider", "kind", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_a*"])
+
+
+def test_engine_test_runs_write_no_report(pytester: pytest.Pytester):
+    from fixtures.run import make_test_id
+
+    assert make_test_id("suites/x.py::test_a[ambient->waypoint/http]").startswith(
+        "test-a-ambient-waypoint-http-"
+    )
+    long_id = make_test_id("s::" + "test_" + "x" * 100)
+    assert len(long_id) <= 40 and long_id == make_test_id("s::" + "test_" + "x" * 100)
