@@ -8,7 +8,6 @@ Errors users see are one line, name the cluster, and never carry credentials.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -18,14 +17,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic import DynamicClient, ResourceList
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from kubernetes.stream import portforward, stream
 
 from meshproof import wait
+from meshproof.kube_connect import (
+    ClusterError,
+    ClusterUnreachable,
+    KubeApiError,
+    api_error_line,
+    current_context,
+    load_api_client,
+    one_line,
+)
 from meshproof.kube_objects import (
     FIELD_MANAGER,
     ManifestError,
@@ -59,22 +65,6 @@ _ROLLOUT_API = {"Deployment": "apps/v1", "DaemonSet": "apps/v1", "StatefulSet": 
 _SWEEP_SKIP_KINDS = frozenset({"Event", "ComponentStatus", "Binding", "TokenReview", "SubjectAccessReview"})
 
 
-class ClusterError(Exception):
-    """A cluster operation failed; the message is one line naming the cluster."""
-
-
-class ClusterUnreachable(ClusterError):
-    """The kubeconfig/context is unusable or the API server does not answer."""
-
-
-class KubeApiError(ClusterError):
-    """The API server refused a request (status in `.status`)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Cluster:
     """One cluster context. Construct from a kubeconfig (`Cluster(context, kubeconfig, run_id, name)`)
     or from an existing ApiClient (`Cluster.from_api_client`)."""
@@ -92,8 +82,8 @@ class Cluster:
     ) -> None:
         self.run_id = run_id
         self.context = context
-        self.api_client = api_client or _load_api_client(context, kubeconfig)
-        self.name = name or context or _current_context(kubeconfig) or "in-cluster"
+        self.api_client = api_client or load_api_client(context, kubeconfig)
+        self.name = name or context or current_context(kubeconfig) or "in-cluster"
         self.request_timeout = request_timeout
         self.poll_interval = poll_interval
         self._dynamic: DynamicClient | None = None
@@ -111,6 +101,9 @@ class Cluster:
     @property
     def _dyn(self) -> DynamicClient:
         if self._dynamic is None:
+            # Discovery requests carry no timeout in the client; a bounded /version call first turns a
+            # black-holed API server into a prompt one-line ClusterUnreachable instead of a hang.
+            self.server_version(timeout=self.request_timeout)
             cache = os.path.join(self._discovery_dir.name, "discovery.json")
             self._dynamic = self._call(
                 "discover the API", lambda: DynamicClient(self.api_client, cache_file=cache)
@@ -126,15 +119,22 @@ class Cluster:
         try:
             info = k8s.VersionApi(self.api_client).get_code(_request_timeout=timeout)
         except Exception as exc:
+            why = api_error_line(exc) if isinstance(exc, ApiException) and exc.status else one_line(exc)
             raise ClusterUnreachable(
                 f"cluster {self.name} ({self.api_client.configuration.host}) is unreachable: "
-                f"{_one_line(exc)}; check --kubeconfig/--context and that the cluster is running"
+                f"{why}; check --kubeconfig/--context and that the cluster is running"
             ) from None
         return str(info.git_version)
 
     def close(self) -> None:
         self.api_client.close()
         self._discovery_dir.cleanup()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- objects ---------------------------------------------------------------------------------
 
@@ -447,7 +447,7 @@ class Cluster:
                 _preload_content=False,
             )
         except ApiException as exc:
-            raise ExecError(f"{describe}: {_one_line(exc)}") from None
+            raise ExecError(f"{describe}: {one_line(exc)}") from None
         try:
             return run_exec_stream(ws, stdin=stdin, timeout=timeout, describe=describe)
         except ExecTimeout:
@@ -485,7 +485,8 @@ class Cluster:
         return [
             r
             for r in resources
-            if getattr(r, "preferred", False)
+            if not isinstance(r, ResourceList)  # the "PodList" pseudo-kinds; they delegate attributes to Pod
+            and r.preferred
             and "list" in (getattr(r, "verbs", None) or [])
             and "/" not in getattr(r, "name", "/")
             and r.kind not in _SWEEP_SKIP_KINDS
@@ -501,19 +502,19 @@ class Cluster:
             if not_found is not None and isinstance(exc, not_found):
                 raise
             raise KubeApiError(
-                f"{what} on cluster {self.name} failed: {_api_error_line(exc)}", exc.status
+                f"{what} on cluster {self.name} failed: {api_error_line(exc)}", exc.status
             ) from None
         except ApiException as exc:
             if exc.status == 0 or exc.status is None:
-                raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {_one_line(exc)}") from None
+                raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {one_line(exc)}") from None
             raise KubeApiError(
-                f"{what} on cluster {self.name} failed: {_api_error_line(exc)}", exc.status
+                f"{what} on cluster {self.name} failed: {api_error_line(exc)}", exc.status
             ) from None
         except (OSError, ConnectionError) as exc:
-            raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {_one_line(exc)}") from None
+            raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {one_line(exc)}") from None
         except Exception as exc:
             if type(exc).__module__.startswith("urllib3"):
-                raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {_one_line(exc)}") from None
+                raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {one_line(exc)}") from None
             raise
 
 
@@ -526,71 +527,3 @@ class _LastSeen:
     def saw(self, text: str) -> str:
         self.text = text
         return text
-
-
-# --- kubeconfig ----------------------------------------------------------------------------------
-
-
-def _kubeconfig_path(kubeconfig: Path | None) -> str | None:
-    if kubeconfig is not None:
-        if not kubeconfig.expanduser().exists():
-            raise ClusterUnreachable(f"--kubeconfig: file {kubeconfig} does not exist")
-        return str(kubeconfig.expanduser())
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return env  # may list several files; the client merges them like kubectl
-    default = Path("~/.kube/config").expanduser()
-    return str(default) if default.exists() else None
-
-
-def _load_api_client(context: str | None, kubeconfig: Path | None) -> k8s.ApiClient:
-    path = _kubeconfig_path(kubeconfig)
-    if path is None:
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and context is None:
-            configuration = k8s.Configuration()
-            k8s_config.load_incluster_config(client_configuration=configuration)
-            return k8s.ApiClient(configuration)
-        raise ClusterUnreachable(
-            "no kubeconfig found ($KUBECONFIG unset, ~/.kube/config missing); "
-            "pass --kubeconfig or create a cluster"
-        )
-    try:
-        names = [c["name"] for c in k8s_config.list_kube_config_contexts(config_file=path)[0]]
-        if context is not None and context not in names:
-            available = ", ".join(names) or "none"
-            raise ClusterUnreachable(f"kubeconfig {path} has no context '{context}'; available: {available}")
-        return k8s_config.new_client_from_config(config_file=path, context=context, persist_config=False)
-    except ConfigException as exc:
-        raise ClusterUnreachable(f"kubeconfig {path}: {_one_line(exc)}") from None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ClusterUnreachable(f"kubeconfig {path} is unreadable: {_one_line(exc)}") from None
-
-
-def _current_context(kubeconfig: Path | None) -> str | None:
-    try:
-        path = _kubeconfig_path(kubeconfig)
-        return str(k8s_config.list_kube_config_contexts(config_file=path)[1]["name"]) if path else None
-    except Exception:
-        return None
-
-
-# --- messages ------------------------------------------------------------------------------------
-
-
-def _api_error_line(exc: ApiException) -> str:
-    """`422 Invalid: Deployment.apps "x" is invalid: ...`, from the Status body when there is one."""
-    message = ""
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            status = json.loads(body.decode() if isinstance(body, bytes) else body)
-            message = str(status.get("message", ""))
-        except (ValueError, AttributeError):
-            message = ""
-    reason = getattr(exc, "reason", "") or ""
-    return _one_line(f"{exc.status} {reason}: {message}" if message else f"{exc.status} {reason}")
-
-
-def _one_line(exc: object) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return redact_text(text)[:400]

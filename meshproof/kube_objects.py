@@ -77,11 +77,11 @@ def meshproof_labels(run_id: str, test_id: str | None = None) -> dict[str, str]:
     return labels
 
 
-def run_selector(run_id: str) -> str:
+def selector_for_run(run_id: str) -> str:
     return f"{RUN_ID_LABEL}={label_value(run_id)}"
 
 
-def test_selector(test_id: str) -> str:
+def selector_for_test(test_id: str) -> str:
     return f"{TEST_ID_LABEL}={label_value(test_id)}"
 
 

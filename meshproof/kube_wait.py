@@ -77,7 +77,7 @@ def _replica_counts(obj: Mapping[str, Any]) -> str:
 
 
 def rollout_state(obj: Mapping[str, Any]) -> Rollout:
-    """Whether a Deployment/DaemonSet/StatefulSet finished rolling out, as `kubectl rollout status` decides."""
+    """Whether a Deployment/DaemonSet/StatefulSet rolled out, as `kubectl rollout status` decides."""
     kind = obj.get("kind")
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     if status.get("observedGeneration", 0) < meta.get("generation", 0):

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 REDACTED = "<redacted>"
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -51,7 +53,9 @@ _PEM_PRIVATE_KEY = re.compile(
 # base64 of "-----BEGIN" starts with LS0tLS1CRUdJTi; decoded and checked for a private key below.
 _BASE64_PEM = re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/=\\n]{16,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_AUTH_HEADER = re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(bearer|basic)?\s*[^\s\"',}]+")
+_AUTH_HEADER = re.compile(
+    r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|negotiate)\s+)?(?!<redacted)[^\s\"',}]+"
+)
 _BEARER = re.compile(r"(?i)(\bbearer\s+)(?!<redacted)[A-Za-z0-9._~+/=-]{8,}")
 _KEY_NAMES = "|".join(
     sorted((re.escape(k) for k in _SECRET_KEYS | {"access_token", "id_token"}), key=len)[::-1]
@@ -63,12 +67,14 @@ _SECRET_FIELD = re.compile(
 
 def redact_text(text: str) -> str:
     """`text` with credentials replaced; everything else left as it was."""
+    # Keyed patterns first, so a token after "Authorization:" or "token:" is replaced with its key kept;
+    # the JWT pattern then catches tokens that appear with no key at all.
     text = _PEM_PRIVATE_KEY.sub("<redacted: private key>", text)
     text = _BASE64_PEM.sub(_redact_base64_pem, text)
-    text = _JWT.sub("<redacted: jwt>", text)
     text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
-    return _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    return _JWT.sub("<redacted: jwt>", text)
 
 
 def _redact_base64_pem(match: re.Match[str]) -> str:
@@ -87,7 +93,7 @@ def redact_object(obj: Any) -> Any:
 
 def _redact(node: Any) -> Any:
     if isinstance(node, str):
-        return redact_text(node)
+        return _redact_embedded_kubeconfig(node) or redact_text(node)
     if isinstance(node, list):
         return [_redact(item) for item in node]
     if not isinstance(node, dict):
@@ -103,10 +109,28 @@ def _redact(node: Any) -> Any:
         node["value"] = REDACTED  # an env var like {name: API_TOKEN, value: ...}
     for key, value in list(node.items()):
         if isinstance(key, str) and key.lower().replace("_", "-") in _SECRET_KEYS and _is_scalar(value):
-            node[key] = REDACTED if value not in (None, "") else value
+            node[key] = value if value in (None, "") or _is_redacted(value) else REDACTED
         else:
             node[key] = _redact(value)
     return node
+
+
+def _redact_embedded_kubeconfig(text: str) -> str | None:
+    """A kubeconfig stored as a string (ConfigMap value, remote-cluster config) redacted as an object,
+    so credentials that text patterns cannot recognise (exec env values) go too. None if it is not one."""
+    if "users" not in text or "Config" not in text:
+        return None
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not (isinstance(parsed, dict) and parsed.get("kind") == "Config" and "users" in parsed):
+        return None
+    return yaml.safe_dump(_redact(parsed), sort_keys=False)
+
+
+def _is_redacted(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("<redacted")
 
 
 def _redact_secret_payload(secret: dict[str, Any]) -> None:

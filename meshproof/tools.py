@@ -237,22 +237,33 @@ class ToolSpec:
         return asset is not None and asset.sha256 is not None
 
 
+# Versions. Istio 1.27 supports Kubernetes 1.30-1.33 (Solo's and IBM's support matrices for Istio 1.27), so
+# the kind clusters default to a Kubernetes 1.33 node image (meshproof.mesh.pins.KIND_NODE_IMAGES, images
+# published for this kind release) and kubectl is of the same minor, which is also within one minor of the
+# 1.32 and 1.34 images.
 KIND_VERSION = "0.30.0"
-KUBECTL_VERSION = "1.34.3"  # kind v0.30.0's default node image is Kubernetes 1.34
-ISTIOCTL_VERSION = "1.27.9"  # = config.DEFAULT_ISTIO_VERSION
+KUBECTL_VERSION = "1.33.7"
+ISTIOCTL_VERSION = "1.27.9"  # = config.DEFAULT_ISTIO_VERSION; `istioctl install` installs its own version
 HELM_VERSION = "3.19.2"
 FORTIO_VERSION = "1.75.1"
 
+# Where each sum was read (a public file listing the upstream .sha256 values), with corroboration.
 _KIND_SRC = (
-    "github.com/f110/mono build/rules/kind/assets.bzl (KIND_ASSETS['0.30.0']); same four sums in a "
-    "public gdnts CI Makefile pinning KIND_VERSION v0.30.0"
+    "https://github.com/f110/mono/blob/6f3c9532bf3c553347d0d1ffec89b7b4dc0910fb/build/rules/kind/assets.bzl "
+    "(KIND_ASSETS['0.30.0']); the same four sums in a public CI Makefile pinning kind v0.30.0"
 )
 _KUBECTL_SRC = (
-    "github.com/cashapp/hermit-packages kubectl.hcl sha256sums (dl.k8s.io/release/v1.34.3/...); "
-    "the same four sums appear in a public Bazel kubectl versions table"
+    "https://github.com/cashapp/hermit-packages/blob/0e4549be91d00e65dcc5cdd8acd8ef4e7687ca7f/kubectl.hcl "
+    "(sha256sums for dl.k8s.io/release/v1.33.7/...); the same sums in a public Bazel kubectl table"
 )
-_HELM_SRC = "github.com/argoproj/argo-cd hack/installers/checksums/helm-v3.19.2-{}.tar.gz.sha256"
-_FORTIO_SRC = "github.com/praxis-proxy/praxis Makefile (FORTIO_VERSION 1.75.1, FORTIO_SHA256_{})"
+_HELM_SRC = (
+    "https://github.com/argoproj/argo-cd/blob/{commit}/hack/installers/checksums/"
+    "helm-v3.19.2-{plat}.tar.gz.sha256"
+)
+_FORTIO_SRC = (
+    "https://github.com/praxis-proxy/praxis/blob/00e0b8bdc367f796d3db8c1d3ff2d764a0cdd1e5/Makefile "
+    "(FORTIO_VERSION 1.75.1, FORTIO_SHA256_{plat})"
+)
 _ISTIOCTL_NO_SUM = (
     "no public copy of istio's istioctl-1.27.9-*.tar.gz.sha256 was available to cite; refused until one is"
 )
@@ -264,7 +275,7 @@ PINNED: dict[str, ToolSpec] = {
         version_args=("version",),
         version_regex=r"kind v(\d+\.\d+\.\d+)",
         policy=VersionPolicy.SAME_MINOR,
-        manual_install="see https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+        manual_install="install it as https://kind.sigs.k8s.io/docs/user/quick-start/#installation shows",
         assets={
             LINUX_AMD64: Asset(
                 "https://github.com/kubernetes-sigs/kind/releases/download/v{version}/kind-linux-amd64",
@@ -292,29 +303,29 @@ PINNED: dict[str, ToolSpec] = {
         name="kubectl",
         version=KUBECTL_VERSION,
         version_args=("version", "--client"),
-        # `Client Version: v1.34.3` (>= 1.28) or `GitVersion:"v1.27.1"` (older clients)
+        # `Client Version: v1.33.7` (>= 1.28) or `GitVersion:"v1.27.1"` (older clients)
         version_regex=r'(?:Client Version: |GitVersion:")v(\d+\.\d+\.\d+)',
         policy=VersionPolicy.KUBECTL_SKEW,
-        manual_install="see https://kubernetes.io/docs/tasks/tools/#kubectl",
+        manual_install="install it as https://kubernetes.io/docs/tasks/tools/#kubectl shows",
         assets={
             LINUX_AMD64: Asset(
                 "https://dl.k8s.io/release/v{version}/bin/linux/amd64/kubectl",
-                "ab60ca5f0fd60c1eb81b52909e67060e3ba0bd27e55a8ac147cbc2172ff14212",
+                "471d94e208a89be62eb776700fc8206cbef11116a8de2dc06fc0086b0015375b",
                 _KUBECTL_SRC,
             ),
             LINUX_ARM64: Asset(
                 "https://dl.k8s.io/release/v{version}/bin/linux/arm64/kubectl",
-                "46913a7aa0327f6cc2e1cc2775d53c4a2af5e52f7fd8dacbfbfd098e757f19e9",
+                "fa7ee98fdb6fba92ae05b5e0cde0abd5972b2d9a4a084f7052a1fd0dce6bc1de",
                 _KUBECTL_SRC,
             ),
             DARWIN_AMD64: Asset(
                 "https://dl.k8s.io/release/v{version}/bin/darwin/amd64/kubectl",
-                "657afbd0e653c4ce3af1b5a645a4eaba282cf8eb2bcda7191ff60866e50e4d7f",
+                "45be3f5293da84d97e86580a541b247fe3cec60196fdd6abd2b811d7dd4d3f1b",
                 _KUBECTL_SRC,
             ),
             DARWIN_ARM64: Asset(
                 "https://dl.k8s.io/release/v{version}/bin/darwin/arm64/kubectl",
-                "e51367d2107d605f4edd7c2fb25897b0c0695a7de1a9f9d04cd6c9356b890b14",
+                "2e333f56d115081af83a48b5f31a91fb32852550f8117a0a31cf8bae2e601704",
                 _KUBECTL_SRC,
             ),
         },
@@ -327,8 +338,9 @@ PINNED: dict[str, ToolSpec] = {
         version_regex=r"^(?:client version: )?(\d+\.\d+\.\d+)",
         policy=VersionPolicy.EXACT,
         manual_install=(
-            f"install it with: curl -sL https://istio.io/downloadIstioctl | ISTIO_VERSION={ISTIOCTL_VERSION} sh - "
-            '&& export PATH="$HOME/.istioctl/bin:$PATH" (or use the OSSM 3.2 istioctl from Red Hat)'
+            "get it with `curl -sL https://istio.io/downloadIstioctl | "
+            f"ISTIO_VERSION={ISTIOCTL_VERSION} sh -` "
+            "and put ~/.istioctl/bin on PATH (on OpenShift the OSSM 3.2 istioctl also fits)"
         ),
         # The upstream layout of the assets is known; their sums are not (see _ISTIOCTL_NO_SUM).
         assets={
@@ -368,33 +380,33 @@ PINNED: dict[str, ToolSpec] = {
         version_args=("version", "--short"),
         version_regex=r"v(\d+\.\d+\.\d+)",
         policy=VersionPolicy.SAME_MAJOR,
-        manual_install="see https://helm.sh/docs/intro/install/",
+        manual_install="install it as https://helm.sh/docs/intro/install/ shows",
         assets={
             LINUX_AMD64: Asset(
                 "https://get.helm.sh/helm-v{version}-linux-amd64.tar.gz",
                 "2114c9dea2844dce6d0ee2d792a9aae846be8cf53d5b19dc2988b5a0e8fec26e",
-                _HELM_SRC.format("linux-amd64"),
+                _HELM_SRC.format(commit="052241bba528f71d2a36119a20577a5d3a0719c0", plat="linux-amd64"),
                 "tar.gz",
                 "linux-amd64/helm",
             ),
             LINUX_ARM64: Asset(
                 "https://get.helm.sh/helm-v{version}-linux-arm64.tar.gz",
                 "566e9f3a5a83a81e4b03503ae37e368edd52d699619e8a9bb1fdf21561ae0e88",
-                _HELM_SRC.format("linux-arm64"),
+                _HELM_SRC.format(commit="5e0f5b7acfdd93bf67a78cff988308c6bad90be8", plat="linux-arm64"),
                 "tar.gz",
                 "linux-arm64/helm",
             ),
             DARWIN_AMD64: Asset(
                 "https://get.helm.sh/helm-v{version}-darwin-amd64.tar.gz",
                 "7ef4416cdef4c2d78a09e1c8f07a51e945dc0343c883a46b1f628deab52690b7",
-                _HELM_SRC.format("darwin-amd64"),
+                _HELM_SRC.format(commit="39be48d07f5bc1fb3248ae2649a36a5c1e67e37c", plat="darwin-amd64"),
                 "tar.gz",
                 "darwin-amd64/helm",
             ),
             DARWIN_ARM64: Asset(
                 "https://get.helm.sh/helm-v{version}-darwin-arm64.tar.gz",
                 "f0847f899479b66a6dd8d9fcd452e8db2562e4cf3f7de28103f9fcf2b824f1d5",
-                _HELM_SRC.format("darwin-arm64"),
+                _HELM_SRC.format(commit="18da01556596081d7eae4107ec3f4ae1d6babd0a", plat="darwin-arm64"),
                 "tar.gz",
                 "darwin-arm64/helm",
             ),
@@ -406,20 +418,22 @@ PINNED: dict[str, ToolSpec] = {
         version_args=("version",),
         version_regex=r"^v?(\d+\.\d+\.\d+)",
         policy=VersionPolicy.SAME_MINOR,
-        manual_install=f"install it with: go install fortio.org/fortio@v{FORTIO_VERSION} (or: brew install fortio)",
+        manual_install=(
+            f"get it with `go install fortio.org/fortio@v{FORTIO_VERSION}` (or `brew install fortio`)"
+        ),
         # fortio publishes no darwin archive on GitHub; on a Mac use `go install` or Homebrew.
         assets={
             LINUX_AMD64: Asset(
                 "https://github.com/fortio/fortio/releases/download/v{version}/fortio-linux_amd64-{version}.tgz",
                 "92da34238dee258191a9dc6691c8bc75305b308951e934e2c3b4e658db0d77d1",
-                _FORTIO_SRC.format("linux_amd64"),
+                _FORTIO_SRC.format(plat="linux_amd64"),
                 "tar.gz",
                 "usr/bin/fortio",
             ),
             LINUX_ARM64: Asset(
                 "https://github.com/fortio/fortio/releases/download/v{version}/fortio-linux_arm64-{version}.tgz",
                 "f66275a56ef41e9a5afb2ea8181eb53ca36b34c6d19a201b58aec17dbe95a853",
-                _FORTIO_SRC.format("linux_arm64"),
+                _FORTIO_SRC.format(plat="linux_arm64"),
                 "tar.gz",
                 "usr/bin/fortio",
             ),
@@ -443,7 +457,9 @@ UNPINNED: dict[str, ToolSpec] = {
         version_args=("version", "--client"),
         version_regex=r"Client Version: v?(\d+\.\d+\.\d+)",
         policy=VersionPolicy.SAME_MAJOR,
-        manual_install="download oc from your cluster console (? > Command line tools) or mirror.openshift.com",
+        manual_install=(
+            "download oc from your cluster console (? > Command line tools) or mirror.openshift.com"
+        ),
     ),
 }
 
@@ -473,7 +489,10 @@ def install_hint(name: str, plat: Platform | None = None) -> str:
 
 
 def cache_dir() -> Path:
-    """Root of meshproof's cache: $MESHPROOF_CACHE_DIR, else $XDG_CACHE_HOME/meshproof, else ~/.cache/meshproof."""
+    """Root of the cache: $MESHPROOF_CACHE_DIR, else $XDG_CACHE_HOME/meshproof, else ~/.cache/meshproof.
+
+    Binaries live in `<root>/bin` (see `cache_bin_dir`).
+    """
     explicit = os.environ.get(CACHE_ENV)
     if explicit:
         return Path(explicit).expanduser()
@@ -530,15 +549,17 @@ class ToolStatus:
     detail: str = ""
 
 
-def inspect_tool(name: str, *, wanted: str | None = None) -> ToolStatus:
+def inspect_tool(name: str, *, wanted: str | None = None, policy: VersionPolicy | None = None) -> ToolStatus:
     """Where `name` is, what version it is and whether that is close enough to `wanted`.
 
-    `wanted=None` means the pinned version; `wanted=""` means any version (presence only).
+    `wanted=None` means the pinned version; `wanted=""` means any version (presence only). `policy`
+    overrides the tool's own notion of "close enough".
     """
     spec = spec_for(name)
     if spec is None:
         raise ToolError(f"unknown tool {name}")
     want = spec.version if wanted is None else wanted
+    rule = policy or spec.policy
     try:
         path = find_tool(name)
     except ToolMissing as exc:
@@ -547,7 +568,7 @@ def inspect_tool(name: str, *, wanted: str | None = None) -> ToolStatus:
         found = tool_version(name, path)
     except ToolError as exc:
         return ToolStatus(name, want, path, None, "unknown-version", str(exc))
-    if not want or version_compatible(found, want, spec.policy):
+    if not want or version_compatible(found, want, rule):
         return ToolStatus(name, want, path, found, "ok")
     return ToolStatus(
         name,
@@ -555,7 +576,7 @@ def inspect_tool(name: str, *, wanted: str | None = None) -> ToolStatus:
         path,
         found,
         "version-mismatch",
-        f"{path} is {found}, meshproof wants {want} ({spec.policy.value})",
+        f"{path} is {found}, meshproof wants {want} ({rule.value})",
     )
 
 
@@ -706,8 +727,8 @@ def install_tool(
         )
     if asset.sha256 is None:
         raise NoPinnedDownload(
-            f"no citable SHA-256 is pinned for {name} {spec.version} on {plat}, so meshproof will not download "
-            f"it unverified; {spec.manual_install}"
+            f"no citable SHA-256 is pinned for {name} {spec.version} on {plat}, so meshproof will not "
+            f"download it unverified; {spec.manual_install}"
         )
 
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -719,8 +740,8 @@ def install_tool(
                 return target
             if offline:
                 raise OfflineRefused(
-                    f"offline: not downloading {name} {spec.version}; drop --offline, or install it yourself "
-                    f"({spec.manual_install}) and put it on PATH"
+                    f"offline: not downloading {name} {spec.version}; "
+                    f"drop --offline, or {spec.manual_install}"
                 )
             url = spec.url_for(plat, base_url_override)
             with _temp_path(bin_dir, f".{name}.download.") as archive:
@@ -800,7 +821,8 @@ def _verify_sha256(path: Path, wanted: str, name: str, url: str) -> None:
     got = digest.hexdigest()
     if got != wanted.lower():
         raise ChecksumMismatch(
-            f"checksum mismatch for {name} from {url}: got sha256 {got}, pinned {wanted}; nothing was installed"
+            f"checksum mismatch for {name} from {url}: got sha256 {got}, pinned {wanted}; "
+            "nothing was installed"
         )
 
 

@@ -98,9 +98,10 @@ def interpolated_percentiles(starts: np.ndarray, ends: np.ndarray, counts: np.nd
 class LatencySummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    min_ms: float
-    mean_ms: float
-    max_ms: float
+    # None when the run completed no request
+    min_ms: float | None
+    mean_ms: float | None
+    max_ms: float | None
     # keys are percentile_key() names; exact when computed from per-request data
     percentiles_ms: dict[str, float]
 

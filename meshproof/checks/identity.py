@@ -222,7 +222,9 @@ def _leaf_identity_problems(leaf: x509.Certificate, expected: str) -> list[str]:
     if not uris:
         return [f"leaf has no URI SAN (expected {expected}); SANs: {_describe_sans(san)}"]
     if len(uris) > 1:
-        return [f"leaf has {len(uris)} URI SANs {uris}; an X.509-SVID carries exactly one (expected {expected})"]
+        return [
+            f"leaf has {len(uris)} URI SANs {uris}; an X.509-SVID carries exactly one (expected {expected})"
+        ]
     if uris[0] != expected:
         return [f"leaf URI SAN is {uris[0]}, expected {expected}"]
     return []
@@ -247,7 +249,9 @@ def _validity_problems(cert: x509.Certificate, role: str, when: dt.datetime) -> 
     not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
     if when < not_before:
-        return [f"{role} {_name(cert)} is not yet valid: notBefore {not_before.isoformat()} > {when.isoformat()}"]
+        return [
+            f"{role} {_name(cert)} is not yet valid: notBefore {not_before.isoformat()} > {when.isoformat()}"
+        ]
     if when > not_after:
         return [f"{role} {_name(cert)} expired: notAfter {not_after.isoformat()} < {when.isoformat()}"]
     return []
@@ -270,7 +274,10 @@ def _walk_to_root(
             problems = _issuer_problems(root, "root", len(path) - 2, when)
             return path, problems
         if current is not leaf and current.issuer == current.subject:
-            return path, [f"chain ends at self-signed {_name(current)}, which is not one of the trusted roots"]
+            return path, [
+                f"chain ends at self-signed {_name(current)}, "
+                "which is not one of the trusted roots (foreign root)"
+            ]
         issuer = next((c for c in pool if _signed_by(current, c)), None)
         if issuer is None:
             return path, [_missing_issuer_reason(current, pool, roots)]
@@ -294,7 +301,9 @@ def _missing_issuer_reason(
             "(signed by a different CA with the same name: foreign root)"
         )
     if any(c.subject == cert.issuer for c in pool):
-        return f"{_name(cert)} names issuer {issuer}, but the chain's certificate of that name did not sign it"
+        return (
+            f"{_name(cert)} names issuer {issuer}, but the chain's certificate of that name did not sign it"
+        )
     return (
         f"no certificate in the chain or the roots is the issuer {issuer} of {_name(cert)} "
         "(missing intermediate, or a foreign root)"
@@ -309,10 +318,13 @@ def _issuer_problems(cert: x509.Certificate, role: str, certs_below: int, when: 
     problems: list[str] = []
     constraints = _basic_constraints(cert)
     if constraints is None or not constraints.ca:
-        problems.append(f"{role} {_name(cert)} signed a certificate but is not a CA (basicConstraints CA:TRUE missing)")
+        problems.append(
+            f"{role} {_name(cert)} signed a certificate but is not a CA (basicConstraints CA:TRUE missing)"
+        )
     elif constraints.path_length is not None and certs_below > constraints.path_length:
         problems.append(
-            f"{role} {_name(cert)} has pathLen {constraints.path_length} but {certs_below} intermediates below it"
+            f"{role} {_name(cert)} has pathLen {constraints.path_length} "
+            f"but {certs_below} intermediates below it"
         )
     usage = _key_usage(cert)
     if usage is not None and not usage.key_cert_sign:

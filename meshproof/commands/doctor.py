@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from meshproof import tools
 from meshproof.commands.tools import render_table
 from meshproof.config import Feature, RunConfig, add_argparse_options, config_from_namespace
 
 DOCKER_INFO_TIMEOUT = 5.0
 API_TIMEOUT = 3.0
-_DETAIL_LIMIT = 140
+_DETAIL_LIMIT = 160
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,16 @@ class CheckResult:
 
 
 def check_tool(
-    name: str, *, wanted: str | None = None, required: bool = True, purpose: str = ""
+    name: str,
+    *,
+    wanted: str | None = None,
+    policy: tools.VersionPolicy | None = None,
+    required: bool = True,
+    purpose: str = "",
 ) -> CheckResult:
     """Is `name` installed, and is its version close enough to `wanted` (default: the pinned one)?"""
     label = f"tool {name}" + (f" ({purpose})" if purpose else "")
-    st = tools.inspect_tool(name, wanted=wanted)
+    st = tools.inspect_tool(name, wanted=wanted, policy=policy)
     if st.status == "ok":
         version = f" {st.found}" if st.found else ""
         return CheckResult(label, True, f"{st.path}{version}", required=required)
@@ -58,7 +65,7 @@ def check_tool(
             label, False, "not found on PATH or in the meshproof cache", tools.install_hint(name), required
         )
     if st.status == "version-mismatch":
-        fix = f"install {name} {st.pinned}: {tools.install_hint(name)}"
+        fix = f"install a {name} that fits {st.pinned}: {tools.install_hint(name)}"
         if st.path is not None and st.path.parent != tools.cache_bin_dir():
             fix += f"; put {tools.cache_bin_dir()} before {st.path.parent} on PATH"
         return CheckResult(label, False, st.detail, fix, required)
@@ -77,17 +84,21 @@ def check_any_tool(names: Sequence[str], *, purpose: str) -> CheckResult:
     )
 
 
-def check_kubectl_skew(server_version: str | None) -> CheckResult:
+def check_istioctl(cfg: RunConfig) -> CheckResult:
+    """istioctl is always needed: the suites read evidence with it (ztunnel-config, proxy-config) and
+    multicluster creates remote secrets with it. As the installer it must be exactly the Istio version
+    under test, because `istioctl install` installs its own version; otherwise the same minor will do
+    (e.g. the OSSM 3.2 istioctl next to an operator-installed 1.27 control plane).
+    """
+    if cfg.installer == "istioctl":
+        return check_tool("istioctl", wanted=cfg.istio_version, purpose="installer")
+    return check_tool(
+        "istioctl", wanted=cfg.istio_version, policy=tools.VersionPolicy.SAME_MINOR, purpose="evidence"
+    )
+
+
+def check_kubectl_skew(server_version: str) -> CheckResult:
     """kubectl within one minor of the API server (Kubernetes version skew policy)."""
-    if server_version is None:
-        st = tools.inspect_tool("kubectl", wanted="")
-        if st.path is None:
-            return CheckResult(
-                "tool kubectl", False, "not found", tools.install_hint("kubectl"), required=False
-            )
-        return CheckResult(
-            "tool kubectl", True, f"{st.path} {st.found or ''} (cluster version unknown)".strip()
-        )
     return check_tool("kubectl", wanted=server_version, purpose=f"cluster is {server_version}")
 
 
@@ -124,7 +135,10 @@ def check_docker_daemon(timeout: float = DOCKER_INFO_TIMEOUT) -> CheckResult:
 
 
 def kubeconfig_paths(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[Path]:
-    """The kubeconfig files kubectl would read: --kubeconfig, else $KUBECONFIG (a path list), else ~/.kube/config."""
+    """The kubeconfig files kubectl would read.
+
+    --kubeconfig, else $KUBECONFIG (a path list), else ~/.kube/config.
+    """
     env = os.environ if env is None else env
     if cfg.kubeconfig is not None:
         return [cfg.kubeconfig.expanduser()]
@@ -144,9 +158,10 @@ class Kubeconfig:
 def check_kubeconfig(
     cfg: RunConfig, env: Mapping[str, str] | None = None
 ) -> tuple[CheckResult, Kubeconfig | None]:
-    """The kubeconfig exists and parses. Its contents are never printed."""
-    from kubernetes import config as kube_config
+    """The kubeconfig exists and parses. Its contents are never printed.
 
+    Read like kubectl merges a KUBECONFIG list: the first file naming a context or a current-context wins.
+    """
     paths = kubeconfig_paths(cfg, env)
     existing = [p for p in paths if p.is_file()]
     shown = ", ".join(str(p) for p in paths)
@@ -155,28 +170,38 @@ def check_kubeconfig(
             " (for OpenShift: `oc login` writes ~/.kube/config)" if cfg.provider == "openshift" else ""
         )
         return CheckResult("kubeconfig", False, f"{shown} does not exist", fix), None
-    config_file = os.pathsep.join(str(p) for p in existing)
-    try:
-        contexts, active = kube_config.list_kube_config_contexts(config_file=config_file)
-    except Exception as exc:  # the loader raises ConfigException, YAML errors, TypeError on odd shapes
-        return (
-            CheckResult(
-                "kubeconfig",
-                False,
-                f"{shown} is not a usable kubeconfig: {_safe_error(exc)}",
-                "fix or regenerate the kubeconfig (`kind export kubeconfig`, `oc login`, ...)",
-            ),
-            None,
-        )
-    names = tuple(str(c.get("name")) for c in contexts or [] if isinstance(c, dict) and c.get("name"))
-    current = str(active.get("name")) if isinstance(active, dict) and active.get("name") else None
+    names: list[str] = []
+    current: str | None = None
+    for path in existing:
+        try:
+            data = yaml.safe_load(path.read_text())
+            if data is None:
+                continue
+            if not isinstance(data, dict) or not isinstance(data.get("contexts") or [], list):
+                raise ValueError("not a kubeconfig mapping with a contexts list")
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            return (
+                CheckResult(
+                    "kubeconfig",
+                    False,
+                    f"{path} is not a usable kubeconfig: {_safe_error(exc)}",
+                    "fix or regenerate it (`kind export kubeconfig`, `oc login`, ...)",
+                ),
+                None,
+            )
+        for entry in data.get("contexts") or []:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if name and str(name) not in names:
+                names.append(str(name))
+        current = current or (str(data["current-context"]) if data.get("current-context") else None)
     if not names:
         return CheckResult(
             "kubeconfig", False, f"{shown} has no contexts", "log in to the cluster first"
         ), None
+    config_file = os.pathsep.join(str(p) for p in existing)
     return (
         CheckResult("kubeconfig", True, f"{shown} ({len(names)} context(s), current: {current or 'none'})"),
-        Kubeconfig(config_file, names, current),
+        Kubeconfig(config_file, tuple(names), current),
     )
 
 
@@ -188,7 +213,8 @@ def wanted_contexts(cfg: RunConfig, kubeconfig: Kubeconfig) -> tuple[list[str], 
             return [], CheckResult(
                 "kubeconfig contexts",
                 False,
-                f"context(s) {', '.join(unknown)} not in the kubeconfig (known: {', '.join(kubeconfig.contexts)})",
+                f"context(s) {', '.join(unknown)} not in the kubeconfig "
+                f"(known: {', '.join(kubeconfig.contexts)})",
                 "pass --context with one of the known names",
             )
         return list(cfg.contexts), None
@@ -239,7 +265,7 @@ def check_api_server(
             CheckResult(
                 name,
                 False,
-                f"API server {host} did not answer /version within {timeout:g}s: {_safe_error(exc)}",
+                f"API server {host} did not answer /version: {_safe_error(exc)}",
                 "start the cluster or fix the server address / VPN; check with `kubectl --context "
                 f"{context} version`",
             ),
@@ -289,28 +315,18 @@ def preflight(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[Chec
         if results[-1].ok:
             results.append(check_docker_daemon(DOCKER_INFO_TIMEOUT * cfg.timeout_scale))
         results.append(check_tool("kind"))
-        # kind v0.30.0 creates Kubernetes 1.34 nodes by default; kubectl must be within one minor of that.
+        # kind clusters default to Kubernetes 1.33 (mesh.pins); the pinned kubectl 1.33 is within the skew.
         results.append(check_tool("kubectl"))
     else:
         access, server_version = check_cluster_access(cfg, env)
         results.append(
             check_any_tool(("oc", "kubectl"), purpose="cluster CLI for debugging and kubectl exec")
         )
-        if tools.inspect_tool("kubectl", wanted="").path is not None:
+        if server_version is not None and tools.inspect_tool("kubectl", wanted="").path is not None:
             results.append(check_kubectl_skew(server_version))
         results.extend(access)
 
-    istioctl_required = cfg.installer == "istioctl" or cfg.has(Feature.MULTICLUSTER)
-    purpose = (
-        "installer"
-        if cfg.installer == "istioctl"
-        else "remote secrets"
-        if istioctl_required
-        else "diagnostics"
-    )
-    results.append(
-        check_tool("istioctl", wanted=cfg.istio_version, required=istioctl_required, purpose=purpose)
-    )
+    results.append(check_istioctl(cfg))
     if cfg.installer == "helm":
         results.append(check_tool("helm", purpose="installer"))
     results.append(check_tool("fortio", required=False, purpose="local benchmarks only"))
@@ -363,7 +379,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
-_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")
+# urllib3 prefixes reasons with the connection object ("HTTPConnection(host=..., port=...): ..."); the
+# host is already in our message.
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*|^\w*Connection(?:Pool)?\([^)]*\):\s*")
 _SECRETISH = re.compile(r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+)[^\s\"',]+")
 
 

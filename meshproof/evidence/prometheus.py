@@ -7,7 +7,6 @@ ztunnel's `:15020/metrics` is OpenMetrics text ending in `# EOF` (output-formats
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -44,7 +43,9 @@ def parse_exposition(text: str) -> list[MetricSample]:
     return samples
 
 
-def select(samples: Iterable[MetricSample], name: str, labels: Mapping[str, str] | None = None) -> list[MetricSample]:
+def select(
+    samples: Iterable[MetricSample], name: str, labels: Mapping[str, str] | None = None
+) -> list[MetricSample]:
     """The samples called `name` whose labels include every given key=value."""
     wanted = dict(labels or {})
     return [s for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in wanted.items())]
@@ -113,10 +114,9 @@ def _parse_quoted(line: str, start: int) -> tuple[str, int]:
 
 def _parse_value(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)  # also reads +Inf, -Inf and NaN
     except ValueError:
         raise EvidenceParseError(f"value {text!r} is not a number") from None
-    return value if not math.isnan(value) else math.nan
 
 
 def _first_whitespace(line: str) -> int:

@@ -61,7 +61,9 @@ def parse_secrets(text: str) -> EnvoySecrets:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise EvidenceParseError(f"proxy-config secret: output is not JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise EvidenceParseError(
+            f"proxy-config secret: output is not JSON ({exc.msg} at line {exc.lineno})"
+        ) from exc
     if not isinstance(data, Mapping):
         raise EvidenceParseError(f"proxy-config secret: expected a JSON object, got {type(data).__name__}")
     return EnvoySecrets(
@@ -92,7 +94,9 @@ def _secret(item: object, where: str) -> EnvoySecret:
         last_updated=str(entry.get("lastUpdated", "")),
         cert_chain_pem=_data_source(tls.get("certificateChain"), f"{where}.tlsCertificate.certificateChain"),
         trusted_ca_pem=_data_source(validation.get("trustedCa"), f"{where}.validationContext.trustedCa"),
-        trust_bundles=_spiffe_bundles(validation.get("customValidatorConfig"), f"{where}.customValidatorConfig"),
+        trust_bundles=_spiffe_bundles(
+            validation.get("customValidatorConfig"), f"{where}.customValidatorConfig"
+        ),
     )
 
 

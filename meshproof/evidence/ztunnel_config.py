@@ -99,7 +99,9 @@ def _workload(item: object, index: int) -> ZtunnelWorkload:
     entry = _mapping(item, where)
     waypoint = entry.get("waypoint")
     waypoint_destination = (
-        _str(_mapping(waypoint, f"{where}.waypoint"), "destination", f"{where}.waypoint") if waypoint else None
+        _str(_mapping(waypoint, f"{where}.waypoint"), "destination", f"{where}.waypoint")
+        if waypoint
+        else None
     )
     return ZtunnelWorkload(
         uid=_str(entry, "uid", where),

@@ -1,0 +1,219 @@
+"""Statistics over runs: the difference between two groups of runs as a median with a bootstrap
+confidence interval, and a Mann-Whitney U test where repetitions allow (perf-anchors §5, §7.9).
+
+The bootstrap is two-level so that one repetition still yields an interval: resample repetitions with
+replacement (where the run-to-run variance lives, Kalibera & Jones), then resample the requests inside
+each chosen repetition from its latency histogram (a multinomial draw over the buckets is exactly a
+resample of the requests, at bucket resolution). The statistic of a group is the median over its
+repetitions of the per-repetition percentile, the same statistic the point estimate uses.
+
+A percentile is only judged when every run has at least `min_tail_samples` requests beyond it
+(p99 needs >= 1000 requests at the default 10): a p99.9 from 600 requests is the maximum, and the
+maximum of a short run on a shared machine measures the machine, not the system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from meshproof.bench.model import REPORTED_PERCENTILES, Histogram, RunRecord, interpolated_percentiles, percentile_key
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MIN_TAIL_SAMPLES = 10
+# benchstat's convention: below 3 repetitions per side a rank test cannot say anything useful
+MIN_REPS_FOR_MANN_WHITNEY = 3
+THROUGHPUT = "throughput"
+
+
+@dataclass(frozen=True)
+class MetricDiff:
+    """current - baseline for one metric, with the interval of that difference."""
+
+    metric: str  # p50 | p90 | p99 | p99.9 | throughput
+    unit: str  # ms | req/s
+    baseline: float
+    current: float
+    diff: float
+    diff_low: float | None
+    diff_high: float | None
+    rel_pct: float
+    rel_low_pct: float | None
+    rel_high_pct: float | None
+    baseline_reps: int
+    current_reps: int
+    p_value: float | None = None
+    note: str = ""
+
+    @property
+    def has_interval(self) -> bool:
+        return self.diff_low is not None and self.diff_high is not None
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.has_interval and (self.diff_low > 0 or self.diff_high < 0)  # type: ignore[operator]
+
+
+def resample_histogram_percentiles(
+    histogram: Histogram, percentiles: Sequence[float], resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Percentiles of `resamples` request-level resamples of one run: shape (resamples, len(percentiles))."""
+    starts, ends, counts = histogram.arrays()
+    total = int(counts.sum())
+    if total == 0:
+        return np.full((resamples, len(percentiles)), np.nan)
+    drawn = rng.multinomial(total, counts / total, size=resamples)
+    return np.stack([interpolated_percentiles(starts, ends, drawn, q) for q in percentiles], axis=1)
+
+
+def group_latency_bootstrap(
+    runs: Sequence[RunRecord], percentiles: Sequence[float], resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Bootstrap distribution of median-over-repetitions percentiles: shape (resamples, len(percentiles))."""
+    per_run = np.stack([resample_histogram_percentiles(r.histogram, percentiles, resamples, rng) for r in runs])
+    n_runs = len(runs)
+    if n_runs == 1:
+        return per_run[0]
+    chosen_runs = rng.integers(0, n_runs, size=(resamples, n_runs))
+    # each draw of a run takes an independent request-level resample of it (a random column)
+    chosen_cols = rng.integers(0, resamples, size=(resamples, n_runs))
+    picked = per_run[chosen_runs, chosen_cols, :]  # (resamples, n_runs, len(percentiles))
+    return np.median(picked, axis=1)
+
+
+def group_throughput_bootstrap(
+    runs: Sequence[RunRecord], resamples: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Bootstrap of the group's throughput, or None when the data cannot give an interval: repetitions
+    are resampled when there are at least two; a single run needs per-second counts (Locust has them,
+    fortio does not)."""
+    if len(runs) >= 2:
+        values = np.array([r.actual_qps for r in runs])
+        return np.median(values[rng.integers(0, len(values), size=(resamples, len(values)))], axis=1)
+    seconds = runs[0].per_second_counts if runs else None
+    if not seconds or len(seconds) < 2:
+        return None
+    per_second = np.array(seconds, dtype=float)
+    return per_second[rng.integers(0, len(per_second), size=(resamples, len(per_second)))].mean(axis=1)
+
+
+def median_percentile(runs: Sequence[RunRecord], q: float) -> float:
+    return float(np.median([r.histogram.percentile(q) for r in runs]))
+
+
+def median_throughput(runs: Sequence[RunRecord]) -> float:
+    return float(np.median([r.actual_qps for r in runs]))
+
+
+def mann_whitney(baseline: Sequence[float], current: Sequence[float]) -> float | None:
+    if min(len(baseline), len(current)) < MIN_REPS_FOR_MANN_WHITNEY:
+        return None
+    if len(set(baseline) | set(current)) == 1:
+        return 1.0
+    return float(scipy_stats.mannwhitneyu(current, baseline, alternative="two-sided").pvalue)
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values[np.isfinite(values)], [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def compare_groups(
+    baseline: Sequence[RunRecord],
+    current: Sequence[RunRecord],
+    *,
+    percentiles: Sequence[float] = REPORTED_PERCENTILES,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+    min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES,
+) -> list[MetricDiff]:
+    """Latency percentiles and throughput of `current` against `baseline` (both lists of valid runs)."""
+    if not baseline or not current:
+        raise ValueError("compare_groups needs at least one run on each side")
+    rng = np.random.default_rng(seed)
+    base_boot = group_latency_bootstrap(baseline, percentiles, resamples, rng)
+    cur_boot = group_latency_bootstrap(current, percentiles, resamples, rng)
+    fewest = min(r.histogram.count for r in (*baseline, *current))
+    diffs: list[MetricDiff] = []
+    for i, q in enumerate(percentiles):
+        base_point = median_percentile(baseline, q)
+        cur_point = median_percentile(current, q)
+        tail = fewest * (1 - q / 100)
+        note = ""
+        low = high = rel_low = rel_high = None
+        if tail < min_tail_samples:
+            note = (
+                f"not judged: {fewest} requests leave {tail:.1f} beyond {percentile_key(q)} "
+                f"(need {min_tail_samples})"
+            )
+        else:
+            low, high = _interval(cur_boot[:, i] - base_boot[:, i], confidence)
+            rel_low, rel_high = _interval((cur_boot[:, i] / base_boot[:, i] - 1) * 100, confidence)
+        diffs.append(
+            MetricDiff(
+                metric=percentile_key(q),
+                unit="ms",
+                baseline=base_point,
+                current=cur_point,
+                diff=cur_point - base_point,
+                diff_low=low,
+                diff_high=high,
+                rel_pct=_rel(cur_point, base_point),
+                rel_low_pct=rel_low,
+                rel_high_pct=rel_high,
+                baseline_reps=len(baseline),
+                current_reps=len(current),
+                p_value=mann_whitney(
+                    [r.histogram.percentile(q) for r in baseline], [r.histogram.percentile(q) for r in current]
+                ),
+                note=note,
+            )
+        )
+    diffs.append(_throughput_diff(baseline, current, resamples, confidence, rng))
+    return diffs
+
+
+def _throughput_diff(
+    baseline: Sequence[RunRecord],
+    current: Sequence[RunRecord],
+    resamples: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> MetricDiff:
+    base_point = median_throughput(baseline)
+    cur_point = median_throughput(current)
+    base_boot = group_throughput_bootstrap(baseline, resamples, rng)
+    cur_boot = group_throughput_bootstrap(current, resamples, rng)
+    low = high = rel_low = rel_high = None
+    note = ""
+    if base_boot is None or cur_boot is None:
+        note = "no interval: one repetition without per-second counts (repeat the run to judge throughput)"
+    else:
+        low, high = _interval(cur_boot - base_boot, confidence)
+        rel_low, rel_high = _interval((cur_boot / base_boot - 1) * 100, confidence)
+    return MetricDiff(
+        metric=THROUGHPUT,
+        unit="req/s",
+        baseline=base_point,
+        current=cur_point,
+        diff=cur_point - base_point,
+        diff_low=low,
+        diff_high=high,
+        rel_pct=_rel(cur_point, base_point),
+        rel_low_pct=rel_low,
+        rel_high_pct=rel_high,
+        baseline_reps=len(baseline),
+        current_reps=len(current),
+        p_value=mann_whitney([r.actual_qps for r in baseline], [r.actual_qps for r in current]),
+        note=note,
+    )
+
+
+def _rel(current: float, baseline: float) -> float:
+    return (current / baseline - 1) * 100 if baseline else float("nan")

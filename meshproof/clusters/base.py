@@ -1,0 +1,61 @@
+"""What every cluster provider offers: its plan steps, its live prerequisite checks, its refusals.
+
+A provider decides where clusters come from (kind creates them, openshift and existing use a kubeconfig)
+and what the cluster needs before any mesh (LoadBalancer addresses, metrics-server, Gateway API CRDs).
+The mesh install itself is the installers' business (`meshproof.mesh`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from meshproof.config import Feature, RunConfig
+from meshproof.mesh import argv, pins
+from meshproof.mesh.model import PlanStep
+from meshproof.mesh.olm import crd_established
+from meshproof.mesh.spec import ClusterSpec, MeshSpec
+
+if TYPE_CHECKING:
+    from meshproof.kube import Cluster
+
+
+class ProvisionError(Exception):
+    """Provisioning cannot go on; the message is one line naming the problem and the fix."""
+
+
+class Provider(Protocol):
+    name: str
+    # True when the provider created the clusters and removes them at the end (kind).
+    owns_clusters: bool
+
+    def plan_steps(self, spec: MeshSpec) -> list[PlanStep]:
+        """The cluster- and platform-stage steps, in order."""
+        ...
+
+    def prerequisites(self, spec: MeshSpec) -> list[str]:
+        """What is checked on the live clusters before the first step (for the plan text)."""
+        ...
+
+    def before_provision(self, cfg: RunConfig, spec: MeshSpec) -> None:
+        """Refuse early (ProvisionError) when provisioning would clobber something."""
+        ...
+
+    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> None:
+        """Refuse (ProvisionError) when a live cluster cannot run the requested mesh."""
+        ...
+
+
+def needs_gateway_api(spec: MeshSpec) -> bool:
+    # Waypoints (ambient), the ambient east-west gateway and the inference extension are Gateway API objects.
+    return spec.ambient or spec.has(Feature.GIE)
+
+
+def gateway_api_step(cluster: ClusterSpec) -> PlanStep:
+    return PlanStep(
+        title=f"Install the Gateway API CRDs {pins.GATEWAY_API_VERSION}",
+        cluster=cluster.name,
+        stage="platform",
+        command=argv.kubectl(cluster, "apply", "--server-side", "--filename", pins.GATEWAY_API_CRDS_URL),
+        wait=[crd_established("gateways.gateway.networking.k8s.io"), crd_established("httproutes.gateway.networking.k8s.io")],
+    )

@@ -1,0 +1,126 @@
+"""kind provider: one or several local clusters from a generated config, LoadBalancer addresses,
+metrics-server and the Gateway API CRDs.
+
+LoadBalancer addresses come from cloud-provider-kind, not MetalLB: it is the kind project's own
+controller, needs no address pool (MetalLB needs a range carved out of the docker network, which is only
+known on the machine, so the plan could not show it), and one instance serves every kind cluster, which
+multicluster east-west gateways need. It runs as one container next to the clusters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from meshproof import tools
+from meshproof.clusters.base import ProvisionError, gateway_api_step
+from meshproof.config import RunConfig
+from meshproof.mesh import argv, pins
+from meshproof.mesh.model import CONFIG_FILE, PlanStep, WaitSpec
+from meshproof.mesh.spec import ClusterSpec, MeshSpec
+from meshproof.mesh.templates import render_one
+
+if TYPE_CHECKING:
+    from meshproof.kube import Cluster
+
+
+def kind_config(cluster: ClusterSpec) -> dict[str, Any]:
+    assert cluster.kind is not None
+    nodes = cluster.kind
+    return render_one(
+        "kind/cluster.yaml.j2",
+        name=cluster.name,
+        node_image=nodes.node_image,
+        workers=nodes.workers,
+        pod_subnet=nodes.pod_subnet,
+        service_subnet=nodes.service_subnet,
+    )
+
+
+def create_cluster_step(cluster: ClusterSpec) -> PlanStep:
+    return PlanStep(
+        title=f"Create kind cluster {cluster.name}",
+        cluster=cluster.name,
+        stage="cluster",
+        command=["kind", "create", "cluster", "--name", cluster.name, "--config", CONFIG_FILE, "--wait", "5m"],
+        config_file=kind_config(cluster),
+        # Succeeds only when the cluster exists; a reused cluster is not created again (nor deleted at the end).
+        skip_if=["kind", "get", "kubeconfig", "--name", cluster.name],
+        undo_command=["kind", "delete", "cluster", "--name", cluster.name],
+        wait=[
+            WaitSpec(
+                api_version="v1", kind="Node", name=f"{cluster.name}-control-plane", condition="Ready",
+                budget="cluster_create",
+            )
+        ],
+    )
+
+
+def load_balancer_step(cluster: ClusterSpec) -> PlanStep:
+    name = pins.CLOUD_PROVIDER_KIND_CONTAINER
+    return PlanStep(
+        title="Start cloud-provider-kind (LoadBalancer addresses for every kind cluster)",
+        cluster=cluster.name,
+        stage="cluster",
+        command=[
+            "docker", "run", "--detach", "--name", name, "--restart", "unless-stopped", "--network", "kind",
+            "--volume", "/var/run/docker.sock:/var/run/docker.sock", pins.CLOUD_PROVIDER_KIND_IMAGE,
+        ],
+        skip_if=["docker", "container", "inspect", name],
+        undo_command=["docker", "rm", "--force", name],
+    )
+
+
+def metrics_server_step(cluster: ClusterSpec) -> PlanStep:
+    return PlanStep(
+        title=f"Install metrics-server {pins.METRICS_SERVER_CHART_VERSION} (pod CPU/memory for benchmarks)",
+        cluster=cluster.name,
+        stage="platform",
+        command=argv.helm_install(
+            cluster, release="metrics-server", chart="metrics-server", repo=pins.METRICS_SERVER_HELM_REPO,
+            version=pins.METRICS_SERVER_CHART_VERSION, namespace="kube-system",
+        ),
+        helm_chart="metrics-server",
+        # kind's kubelets serve self-signed certificates.
+        helm_values={"args": ["--kubelet-insecure-tls"]},
+        wait=[WaitSpec(api_version="apps/v1", kind="Deployment", name="metrics-server", namespace="kube-system", rollout=True, budget="rollout")],
+    )
+
+
+class KindProvider:
+    name = "kind"
+    owns_clusters = True
+
+    def plan_steps(self, spec: MeshSpec) -> list[PlanStep]:
+        steps = [create_cluster_step(c) for c in spec.clusters]
+        steps.append(load_balancer_step(spec.primary))
+        for cluster in spec.clusters:
+            steps.append(metrics_server_step(cluster))
+            steps.append(gateway_api_step(cluster))
+        return steps
+
+    def prerequisites(self, spec: MeshSpec) -> list[str]:
+        names = ", ".join(c.name for c in spec.clusters)
+        return [f"kind clusters {names} do not exist yet, or --reuse-cluster is given"]
+
+    def before_provision(self, cfg: RunConfig, spec: MeshSpec) -> None:
+        existing = existing_kind_clusters()
+        clash = [c.name for c in spec.clusters if c.name in existing]
+        if clash and not cfg.reuse_cluster:
+            raise ProvisionError(
+                f"kind cluster {clash[0]} already exists; pass --reuse-cluster to use it, or delete it with: "
+                f"kind delete cluster --name {clash[0]}"
+            )
+
+    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> None:
+        return None
+
+
+def existing_kind_clusters(timeout: float = 60.0) -> set[str]:
+    result = tools.run(["kind", "get", "clusters"], timeout=timeout)
+    return parse_kind_clusters(result.stdout)
+
+
+def parse_kind_clusters(stdout: str) -> set[str]:
+    # `kind get clusters` prints one name per line; "No kind clusters found." goes to stderr.
+    return {line.strip() for line in stdout.splitlines() if line.strip()}

@@ -1,0 +1,206 @@
+"""`meshproof bench local | compare | report`.
+
+    meshproof bench local --url URL --tool fortio|locust --qps N --connections N --duration SECONDS
+                          [--repetitions N] [--warmup SECONDS] --output DIR
+    meshproof bench compare BASELINE CURRENT [--threshold-pct P] [--min-delta-ms MS] [--metrics p50,p90]
+    meshproof bench report DIR
+
+Exit codes: 0 ok (compare: no regression), 1 compare found a regression (or a local run was invalid),
+2 the command could not do its job (bad input, tool missing, tool failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from meshproof.bench.compare import ALL_METRICS, Thresholds, compare_results
+from meshproof.bench.fortio import FortioFailed, FortioMissing
+from meshproof.bench.local import LocalBenchError, LocalBenchSpec, run_local
+from meshproof.bench.locust import LocustFailed
+from meshproof.bench.model import ResultsError, load_results, results_path
+from meshproof.bench.validity import ValidityLimits
+from meshproof.reporting.bench import rebuild_reports, write_reports
+from meshproof.reporting.bench_compare import console_tables, write_comparison
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_ERROR = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="load a local endpoint, compare benchmark results, rebuild reports",
+        description="Benchmark helpers. The cluster benchmark itself runs as `pytest suites/benchmark -m benchmark`.",
+    )
+    parser.set_defaults(func=lambda _args: _usage(parser))
+    actions = parser.add_subparsers(dest="bench_command", metavar="ACTION")
+    _register_local(actions)
+    _register_compare(actions)
+    _register_report(actions)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    print("meshproof bench: choose an action: local, compare or report", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _qps(text: str) -> float | None:
+    if text in ("0", "max"):
+        return None
+    return _positive_float(text)
+
+
+def _register_local(actions: Any) -> None:
+    p = actions.add_parser("local", help="load an HTTP endpoint from this machine (loopback by default)")
+    p.add_argument("--url", required=True, help="target URL, e.g. http://127.0.0.1:8080/echo")
+    p.add_argument("--tool", choices=("fortio", "locust"), required=True)
+    p.add_argument("--qps", type=_qps, required=True, help="total requests/s; 0 or 'max' = as fast as possible")
+    p.add_argument("--connections", type=_positive_int, required=True, help="connections (Locust: users)")
+    p.add_argument("--duration", type=_positive_float, required=True, help="measured seconds per repetition")
+    p.add_argument("--repetitions", type=_positive_int, default=1)
+    p.add_argument("--warmup", type=float, default=2.0, help="discarded warm-up seconds per repetition (default 2)")
+    p.add_argument("--payload-size", type=int, default=0, help="POST this many bytes instead of a GET")
+    p.add_argument("--processes", type=_positive_int, default=1, help="Locust worker processes (one per core)")
+    p.add_argument("--arm", default="local", help="name of this arm in the results (default: local)")
+    p.add_argument("--min-qps-ratio", type=float, default=0.99, help="a run below this share of --qps is invalid")
+    p.add_argument("--max-error-pct", type=float, default=0.1, help="a run with more failed requests is invalid")
+    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --url (you own the target)")
+    p.add_argument("--output", type=Path, required=True, help="results dir (benchmark.json and reports)")
+    p.set_defaults(func=cmd_local)
+
+
+def _register_compare(actions: Any) -> None:
+    p = actions.add_parser("compare", help="compare CURRENT against BASELINE; exit 1 on a regression")
+    p.add_argument("baseline", type=Path, help="results dir or benchmark.json")
+    p.add_argument("current", type=Path, help="results dir or benchmark.json")
+    p.add_argument("--threshold-pct", type=float, default=10.0, help="regression threshold in percent (default 10)")
+    p.add_argument("--min-delta-ms", type=float, default=0.0, help="ignore latency moves smaller than this (ms)")
+    p.add_argument(
+        "--metrics",
+        default=",".join(ALL_METRICS),
+        help=f"comma-separated metrics to judge (default {','.join(ALL_METRICS)})",
+    )
+    p.add_argument("--min-tail-samples", type=_positive_int, default=10,
+                   help="judge a percentile only with at least this many requests beyond it (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (results are reproducible)")
+    p.add_argument("--output", type=Path, default=None, help="where to write comparison.md/json (default: CURRENT dir)")
+    p.set_defaults(func=cmd_compare)
+
+
+def _register_report(actions: Any) -> None:
+    p = actions.add_parser("report", help="rebuild benchmark.md/html and plots from benchmark.json")
+    p.add_argument("dir", type=Path, help="results dir (or its benchmark.json)")
+    p.set_defaults(func=cmd_report)
+
+
+def _fail(message: str) -> int:
+    print(f"meshproof bench: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    spec = LocalBenchSpec(
+        url=args.url,
+        tool=args.tool,
+        qps=args.qps,
+        connections=args.connections,
+        duration_s=args.duration,
+        repetitions=args.repetitions,
+        warmup_s=max(0.0, args.warmup),
+        payload_bytes=max(0, args.payload_size),
+        processes=args.processes,
+        arm=args.arm,
+        limits=ValidityLimits(min_qps_ratio=args.min_qps_ratio, max_error_ratio=args.max_error_pct / 100),
+        allow_remote=args.allow_remote,
+    )
+    try:
+        results = run_local(spec, args.output, progress=lambda msg: print(msg, file=sys.stderr))
+    except (LocalBenchError, FortioMissing, FortioFailed, LocustFailed) as exc:
+        return _fail(str(exc))
+    paths = write_reports(results, args.output)
+    invalid = [r for r in results.runs if not r.valid]
+    print(f"wrote {paths.json}, {paths.markdown.name}, {paths.html.name} ({len(results.runs)} runs, {len(invalid)} invalid)")
+    if invalid:
+        print(f"meshproof bench: {len(invalid)} run(s) invalid: {invalid[0].invalid_reasons[0]}", file=sys.stderr)
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def _parse_metrics(text: str) -> tuple[str, ...]:
+    metrics = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"--metrics: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ALL_METRICS)}")
+    return metrics
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        metrics = _parse_metrics(args.metrics)
+        thresholds = Thresholds(
+            threshold_pct=args.threshold_pct,
+            min_delta_ms=args.min_delta_ms,
+            metrics=metrics,
+            min_tail_samples=args.min_tail_samples,
+            seed=args.seed,
+        )
+        baseline = load_results(args.baseline)
+        current = load_results(args.current)
+    except (ResultsError, ValueError) as exc:
+        return _fail(str(exc).splitlines()[0])
+    comparison = compare_results(
+        baseline,
+        current,
+        thresholds,
+        baseline_name=results_path(args.baseline),
+        current_name=results_path(args.current),
+    )
+    if not comparison.rows:
+        return _fail("BASELINE and CURRENT share no cell (same tool, arm, QPS, connections, payload)")
+    print(console_tables(comparison))
+    out_dir = args.output or results_path(args.current).parent
+    md_path, _ = write_comparison(comparison, out_dir)
+    print(f"wrote {md_path}")
+    return EXIT_REGRESSION if comparison.regressions else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        paths = rebuild_reports(args.dir)
+    except ResultsError as exc:
+        return _fail(str(exc))
+    print(f"wrote {paths.markdown}, {paths.html} ({len(paths.plots)} plots)")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (`python -m meshproof.commands.bench ...`), same parser as `meshproof bench`."""
+    parser = argparse.ArgumentParser(prog="meshproof")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register(subparsers)
+    args = parser.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

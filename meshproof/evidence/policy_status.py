@@ -1,0 +1,62 @@
+"""Reader for the status conditions istiod writes on an AuthorizationPolicy (ambient, Istio 1.27).
+
+Condition types `ZtunnelAccepted` and `WaypointAccepted` (istio-facts §4; istio@1.27
+pilot/pkg/model/service.go). For a selector/namespace policy, istiod's ambient index writes
+ZtunnelAccepted with status = whether ztunnel got the policy, reason/message from the conversion
+(e.g. reason UnsupportedValue, "ztunnel does not support the CUSTOM action"; istio
+pilot/pkg/serviceregistry/kube/controller/ambient/{authorization,policies}.go).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ZTUNNEL_ACCEPTED = "ZtunnelAccepted"
+WAYPOINT_ACCEPTED = "WaypointAccepted"
+
+
+@dataclass(frozen=True)
+class PolicyCondition:
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str
+    observed_generation: int | None
+
+
+def policy_conditions(obj: Mapping[str, Any]) -> list[PolicyCondition]:
+    """The object's `.status.conditions`, typed; [] when istiod has written none yet."""
+    status = obj.get("status") or {}
+    raw_conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    conditions: list[PolicyCondition] = []
+    for raw in raw_conditions or []:
+        if not isinstance(raw, Mapping):
+            continue
+        conditions.append(
+            PolicyCondition(
+                type=str(raw.get("type", "")),
+                status=str(raw.get("status", "")),
+                reason=str(raw.get("reason", "")),
+                message=str(raw.get("message", "")),
+                observed_generation=_as_int(raw.get("observedGeneration")),
+            )
+        )
+    return conditions
+
+
+def generation(obj: Mapping[str, Any]) -> int | None:
+    metadata = obj.get("metadata") or {}
+    return _as_int(metadata.get("generation")) if isinstance(metadata, Mapping) else None
+
+
+def _as_int(value: object) -> int | None:
+    # Istio writes observedGeneration as a string in some versions ("1") and an integer in others.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,218 @@
+"""Mutual TLS between workloads, proven with evidence, and the plaintext negative control.
+
+In the mesh, a call from the client to the server is mTLS and carries the client's SPIFFE identity under
+both STRICT and PERMISSIVE (istio-facts §3.1). Sidecar mode proves it with the X-Forwarded-Client-Cert
+header the server's sidecar adds (§3.2); ambient mode cannot (XFCC never reaches the app through ztunnel,
+§0 trap 5) and reads what ztunnel reports instead: HBONE per workload, mutual_tls metrics with the
+principals, access-log identities (§3.3). Workload certificates chain to the root the mesh published.
+
+The negative control pair: a client outside the mesh is refused under STRICT and accepted, without an
+identity, under PERMISSIVE. Each plaintext test then applies the other mode and sees the same call flip.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from fixtures.traffic import MeshEvidence
+from meshproof.checks import responses
+from meshproof.checks.ambient import (
+    policy_rejection_logged,
+    ztunnel_access_log_identity,
+    ztunnel_access_log_plaintext,
+    ztunnel_saw_mtls,
+    ztunnel_saw_plaintext,
+)
+from meshproof.checks.identity import spiffe_id, verify_workload_certificate
+from meshproof.checks.verdict import require
+from meshproof.policies import AppliedPolicies, peer_authentication
+from meshproof.traffic import Traffic
+from meshproof.workloads import HTTP_PORT, Workload, WorkloadClass, WorkloadSet, pod_of, published_root_pem
+
+pytestmark = pytest.mark.mtls
+
+PEER_AUTHENTICATION = "meshproof-mtls"
+OPPOSITE = {"STRICT": "PERMISSIVE", "PERMISSIVE": "STRICT"}
+
+MESH_CLASS_AND_MODE = [
+    pytest.param(WorkloadClass.SIDECAR, "STRICT", id="sidecar/STRICT", marks=pytest.mark.sidecar),
+    pytest.param(WorkloadClass.SIDECAR, "PERMISSIVE", id="sidecar/PERMISSIVE", marks=pytest.mark.sidecar),
+    pytest.param(WorkloadClass.AMBIENT, "STRICT", id="ambient/STRICT", marks=pytest.mark.ambient),
+    pytest.param(WorkloadClass.AMBIENT, "PERMISSIVE", id="ambient/PERMISSIVE", marks=pytest.mark.ambient),
+]
+MESH_CLASS = [
+    pytest.param(WorkloadClass.SIDECAR, id="sidecar", marks=pytest.mark.sidecar),
+    pytest.param(WorkloadClass.AMBIENT, id="ambient", marks=pytest.mark.ambient),
+]
+
+
+@pytest.mark.parametrize(("workload_class", "mtls_mode"), MESH_CLASS_AND_MODE)
+def test_mesh_traffic_is_mutual_tls_with_the_client_identity(
+    workload_class: WorkloadClass,
+    mtls_mode: str,
+    workloads: WorkloadSet,
+    policies: AppliedPolicies,
+    traffic: Traffic,
+    evidence: MeshEvidence,
+    mesh: Any,
+    cluster: Any,
+) -> None:
+    server, client = workloads.server(workload_class), workloads.client(workload_class)
+    client_id, server_id = identity(mesh, client), identity(mesh, server)
+    policies.apply(peer_authentication(PEER_AUTHENTICATION, server.namespace, mtls_mode))
+
+    if workload_class is WorkloadClass.SIDECAR:
+        # The server's sidecar adds XFCC only for an mTLS peer, naming itself (By) and the peer (URI).
+        traffic.expect(
+            client,
+            server,
+            HTTP_PORT,
+            responses.mtls_with_identity(client_id, server_identity=server_id),
+            description=f"under {mtls_mode} the server's sidecar receives mTLS from the client's identity",
+        )
+        return
+
+    started = time.time()
+    server_pod, client_pod = pod_of(cluster, server), pod_of(cluster, client)
+    destination = evidence.ztunnel_on_node_of(server_pod)
+    baseline = evidence.ztunnel_metrics(destination)
+    traffic.expect(
+        client, server, HTTP_PORT, responses.ok(), description=f"in-mesh call succeeds under {mtls_mode}"
+    )
+    evidence.require_hbone(client_pod, server_pod)
+    evidence.require_metrics(
+        destination,
+        lambda samples: ztunnel_saw_mtls(samples, client_id, server_id, baseline=baseline),
+        "the server's ztunnel counted mutual_tls connections from the client's principal",
+    )
+    evidence.require_access_log(
+        destination,
+        started,
+        lambda records: ztunnel_access_log_identity(records, client_id, server_id),
+        "the server's ztunnel logged the client's identity on the inbound connection",
+    )
+
+
+@pytest.mark.parametrize(("workload_class", "mtls_mode"), MESH_CLASS_AND_MODE)
+def test_plaintext_from_outside_the_mesh(
+    workload_class: WorkloadClass,
+    mtls_mode: str,
+    workloads: WorkloadSet,
+    policies: AppliedPolicies,
+    traffic: Traffic,
+    evidence: MeshEvidence,
+    mesh: Any,
+    cluster: Any,
+) -> None:
+    server, outsider = workloads.server(workload_class), workloads.client(WorkloadClass.OUT_OF_MESH)
+    for mode in (mtls_mode, OPPOSITE[mtls_mode]):  # the second pass is the control: the same call flips
+        policies.apply(peer_authentication(PEER_AUTHENTICATION, server.namespace, mode))
+        if mode == "STRICT":
+            expect_plaintext_refused(outsider, server, traffic, evidence, cluster)
+        else:
+            expect_plaintext_accepted_without_identity(outsider, server, traffic, evidence, mesh, cluster)
+
+
+@pytest.mark.parametrize("workload_class", MESH_CLASS)
+def test_workload_certificate_chains_to_the_mesh_root(
+    workload_class: WorkloadClass,
+    workloads: WorkloadSet,
+    evidence: MeshEvidence,
+    mesh: Any,
+    cluster: Any,
+    record_property: Any,
+) -> None:
+    client, server = workloads.client(workload_class), workloads.server(workload_class)
+    expected = identity(mesh, client)
+    root = published_root_pem(cluster, client.namespace)  # not the proxy's own view of its root
+    if workload_class is WorkloadClass.SIDECAR:
+        chain = evidence.sidecar_certificate_chain(client)
+    else:
+        chain = evidence.ztunnel_certificate_chain(client, expected)
+
+    verdict = require(verify_workload_certificate(chain, expected, root))
+    record_property("certificate", verdict.reason)
+    # Negative controls on the same real chain: another identity and an unrelated root are rejected,
+    # so the pass above does not come from a verifier that accepts anything.
+    assert not verify_workload_certificate(chain, identity(mesh, server), root), "accepted the wrong identity"
+    assert not verify_workload_certificate(chain, expected, unrelated_root_pem()), "accepted a foreign root"
+
+
+def expect_plaintext_refused(
+    outsider: Workload, server: Workload, traffic: Traffic, evidence: MeshEvidence, cluster: Any
+) -> None:
+    started = time.time()
+    # The proxy accepts the TCP connection, then resets it (curl 56; output-formats §5.3).
+    traffic.expect(outsider, server, HTTP_PORT, responses.denied_l4(), description="STRICT refuses plaintext")
+    if server.workload_class is WorkloadClass.AMBIENT:
+        server_pod = pod_of(cluster, server)
+        evidence.require_access_log(
+            evidence.ztunnel_on_node_of(server_pod),
+            started,
+            lambda records: policy_rejection_logged(records, dst_workload=server_pod["metadata"]["name"]),
+            "the server's ztunnel logged the plaintext connection as a policy rejection",
+        )
+
+
+def expect_plaintext_accepted_without_identity(
+    outsider: Workload, server: Workload, traffic: Traffic, evidence: MeshEvidence, mesh: Any, cluster: Any
+) -> None:
+    if server.workload_class is WorkloadClass.SIDECAR:
+        # No XFCC at the server: its sidecar accepted the request without a client certificate.
+        traffic.expect(
+            outsider,
+            server,
+            HTTP_PORT,
+            responses.all_of(responses.ok(), responses.plaintext()),
+            description="PERMISSIVE accepts plaintext, and the server sees no client identity",
+        )
+        return
+    started = time.time()
+    server_pod = pod_of(cluster, server)
+    destination = evidence.ztunnel_on_node_of(server_pod)
+    baseline = evidence.ztunnel_metrics(destination)
+    traffic.expect(outsider, server, HTTP_PORT, responses.ok(), description="PERMISSIVE accepts plaintext")
+    evidence.require_metrics(
+        destination,
+        lambda samples: ztunnel_saw_plaintext(samples, identity(mesh, server), baseline=baseline),
+        "the server's ztunnel counted connections with no mTLS and no source principal",
+    )
+    evidence.require_access_log(
+        destination,
+        started,
+        lambda records: ztunnel_access_log_plaintext(records, server_pod["metadata"]["name"]),
+        "the server's ztunnel logged an inbound connection without a source identity",
+    )
+
+
+def identity(mesh: Any, workload: Workload) -> str:
+    return spiffe_id(mesh.trust_domain, workload.namespace, workload.service_account)
+
+
+def unrelated_root_pem() -> str:
+    """A freshly made self-signed CA that nothing in the cluster can chain to."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "meshproof unrelated root")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

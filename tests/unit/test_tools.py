@@ -1,0 +1,340 @@
+"""meshproof.tools: platform selection, version parsing, the pinned table, find_tool and run().
+
+run() and find_tool are exercised with real subprocesses and real executables written to tmp dirs;
+nothing is mocked. What these tests cannot prove: that the pinned upstream URLs still serve files with
+the pinned sums (this machine cannot reach the download hosts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from meshproof import tools
+from meshproof.tools import (
+    ALL_PLATFORMS,
+    DARWIN_AMD64,
+    DARWIN_ARM64,
+    LINUX_AMD64,
+    LINUX_ARM64,
+    PINNED,
+    VersionPolicy,
+)
+
+
+def write_exe(directory: Path, name: str, body: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """An empty PATH dir and an empty cache, so only what a test writes can be found."""
+    path_dir = tmp_path / "path"
+    path_dir.mkdir()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PATH", str(path_dir))
+    monkeypatch.setenv(tools.CACHE_ENV, str(cache))
+    return {"path": path_dir, "cache": cache, "bin": cache / "bin"}
+
+
+# --- platforms ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("system", "machine", "expected"),
+    [
+        ("Linux", "x86_64", LINUX_AMD64),
+        ("Linux", "aarch64", LINUX_ARM64),
+        ("Darwin", "x86_64", DARWIN_AMD64),
+        ("Darwin", "arm64", DARWIN_ARM64),
+    ],
+)
+def test_current_platform_maps_uname_to_release_names(
+    system: str, machine: str, expected: tools.Platform
+) -> None:
+    assert tools.current_platform(system, machine) == expected
+
+
+@pytest.mark.parametrize(
+    ("system", "machine"), [("Windows", "AMD64"), ("Linux", "riscv64"), ("FreeBSD", "amd64")]
+)
+def test_current_platform_refuses_what_no_release_covers(system: str, machine: str) -> None:
+    with pytest.raises(tools.UnsupportedPlatform, match=f"{system.lower()}/{machine.lower()}"):
+        tools.current_platform(system, machine)
+
+
+def test_this_machine_is_a_supported_platform() -> None:
+    assert tools.current_platform() in ALL_PLATFORMS
+
+
+# --- version parsing ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tool", "output", "expected"),
+    [
+        ("kind", "kind v0.30.0 go1.24.6 linux/amd64\n", "0.30.0"),
+        ("kubectl", "Client Version: v1.33.7\nKustomize Version: v5.6.0\n", "1.33.7"),
+        ("kubectl", "Client Version: v1.32.4-dispatcher\nKustomize Version: v5.5.0\n", "1.32.4"),
+        (
+            "kubectl",
+            'Client Version: version.Info{Major:"1", Minor:"27", GitVersion:"v1.27.1", GitCommit:"4c94"}',
+            "1.27.1",
+        ),
+        ("istioctl", "1.27.9\n", "1.27.9"),
+        ("istioctl", "client version: 1.27.9\n", "1.27.9"),
+        ("helm", "v3.19.2+g8766e71\n", "3.19.2"),
+        ("fortio", "1.75.1 h1:abc= go1.24.6 amd64 linux\n", "1.75.1"),
+    ],
+)
+def test_version_regexes_read_real_output_shapes(tool: str, output: str, expected: str) -> None:
+    assert PINNED[tool].parse_version(output) == expected
+
+
+@pytest.mark.parametrize(
+    ("tool", "output"),
+    [
+        ("kind", "bash: kind: command not found"),
+        # a Kustomize line must not be read as the kubectl version
+        ("kubectl", "Kustomize Version: v5.7.1\n"),
+        # istioctl talking about something else before its version is not a version line
+        ("istioctl", "Error: unknown flag: --remote 1.2.3"),
+        ("helm", "Error: unknown command"),
+    ],
+)
+def test_version_regexes_reject_unrelated_output(tool: str, output: str) -> None:
+    assert PINNED[tool].parse_version(output) is None
+
+
+def test_unpinned_probes_read_docker_and_oc() -> None:
+    assert tools.UNPINNED["docker"].parse_version("Docker version 28.2.2, build e6534b4") == "28.2.2"
+    assert tools.UNPINNED["oc"].parse_version("Client Version: 4.19.0\nKustomize Version: v5.5.0") == "4.19.0"
+
+
+@pytest.mark.parametrize(
+    ("found", "wanted", "policy", "ok"),
+    [
+        ("1.27.9", "1.27.9", VersionPolicy.EXACT, True),
+        ("1.27.8", "1.27.9", VersionPolicy.EXACT, False),
+        ("1.33.1", "1.34.3", VersionPolicy.KUBECTL_SKEW, True),
+        ("1.35.0", "1.34.3", VersionPolicy.KUBECTL_SKEW, True),
+        ("1.32.4", "1.34.3", VersionPolicy.KUBECTL_SKEW, False),
+        ("2.34.0", "1.34.3", VersionPolicy.KUBECTL_SKEW, False),
+        ("0.30.1", "0.30.0", VersionPolicy.SAME_MINOR, True),
+        ("0.29.0", "0.30.0", VersionPolicy.SAME_MINOR, False),
+        ("3.12.0", "3.19.2", VersionPolicy.SAME_MAJOR, True),
+        ("4.0.0", "3.19.2", VersionPolicy.SAME_MAJOR, False),
+        ("garbage", "3.19.2", VersionPolicy.SAME_MAJOR, False),
+    ],
+)
+def test_version_compatible(found: str, wanted: str, policy: VersionPolicy, ok: bool) -> None:
+    assert tools.version_compatible(found, wanted, policy) is ok
+
+
+# --- the pinned table --------------------------------------------------------------------------------------
+
+
+def test_every_pinned_sum_is_a_sha256_with_a_named_source() -> None:
+    for spec in PINNED.values():
+        for plat, asset in spec.assets.items():
+            assert plat in ALL_PLATFORMS
+            assert asset.source, f"{spec.name} {plat} has no source"
+            if asset.sha256 is not None:
+                assert re.fullmatch(r"[0-9a-f]{64}", asset.sha256), f"{spec.name} {plat}"
+            if asset.archive != "raw":
+                assert asset.member, f"{spec.name} {plat} archive without member path"
+
+
+def test_no_two_assets_share_a_sum() -> None:
+    # A copy-paste slip (the same sum for two platforms) would make one platform unverifiable.
+    sums = [a.sha256 for s in PINNED.values() for a in s.assets.values() if a.sha256]
+    assert len(sums) == len(set(sums))
+
+
+def test_pinned_versions_match_the_brief() -> None:
+    from meshproof.config import DEFAULT_ISTIO_VERSION
+
+    assert PINNED["istioctl"].version == DEFAULT_ISTIO_VERSION  # istioctl installs its own version
+    assert PINNED["kind"].version.startswith("0.")
+    assert PINNED["kubectl"].version.startswith(("1.33.", "1.34."))
+    assert PINNED["helm"].version.startswith("3.")
+    assert PINNED["fortio"].version.startswith("1.7")
+
+
+def test_pinned_kubectl_fits_every_kind_node_image() -> None:
+    """kubectl must be within one minor of the clusters kind creates (Kubernetes version skew policy)."""
+    from meshproof.mesh import pins
+
+    assert pins.DEFAULT_KIND_KUBERNETES in pins.KIND_NODE_IMAGES
+    for minor, image in pins.KIND_NODE_IMAGES.items():
+        node = re.search(r":v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$", image)
+        assert node is not None and node.group(1).startswith(minor + ".")
+        assert tools.version_compatible(PINNED["kubectl"].version, node.group(1), VersionPolicy.KUBECTL_SKEW)
+    default = pins.KIND_NODE_IMAGES[pins.DEFAULT_KIND_KUBERNETES]
+    assert f":v{PINNED['kubectl'].version.rsplit('.', 1)[0]}." in default  # same minor as the default nodes
+
+
+def test_installable_platforms_are_the_ones_with_cited_sums() -> None:
+    assert all(PINNED["kind"].installable_on(p) for p in ALL_PLATFORMS)
+    assert all(PINNED["kubectl"].installable_on(p) for p in ALL_PLATFORMS)
+    assert all(PINNED["helm"].installable_on(p) for p in ALL_PLATFORMS)
+    assert PINNED["fortio"].installable_on(LINUX_AMD64) and PINNED["fortio"].installable_on(LINUX_ARM64)
+    assert not PINNED["fortio"].installable_on(DARWIN_ARM64)  # fortio ships no darwin archive
+    assert not any(PINNED["istioctl"].installable_on(p) for p in ALL_PLATFORMS)  # no citable sum found
+
+
+def test_urls_are_built_per_platform_and_a_mirror_keeps_the_upstream_path() -> None:
+    helm = PINNED["helm"]
+    assert helm.url_for(DARWIN_ARM64) == "https://get.helm.sh/helm-v3.19.2-darwin-arm64.tar.gz"
+    assert helm.member_for(DARWIN_ARM64) == "darwin-arm64/helm"
+    kubectl = PINNED["kubectl"]
+    assert kubectl.url_for(LINUX_ARM64, "http://127.0.0.1:8080/mirror/") == (
+        "http://127.0.0.1:8080/mirror/release/v1.33.7/bin/linux/arm64/kubectl"
+    )
+
+
+def test_install_hints() -> None:
+    assert "meshproof tools install kind" in tools.install_hint("kind", LINUX_AMD64)
+    fortio_linux = tools.install_hint("fortio", LINUX_AMD64)
+    assert "meshproof tools install fortio" in fortio_linux
+    assert "go install fortio.org/fortio@v1.75.1" in fortio_linux
+    # no darwin archive: only the go/brew route is offered
+    assert tools.install_hint("fortio", DARWIN_ARM64).startswith(
+        "get it with `go install fortio.org/fortio@v"
+    )
+    assert "ISTIO_VERSION=1.27.9" in tools.install_hint("istioctl", LINUX_AMD64)
+
+
+# --- find_tool and tool_version ----------------------------------------------------------------------------
+
+
+def test_find_tool_prefers_path_over_cache(isolated: dict[str, Path]) -> None:
+    on_path = write_exe(isolated["path"], "kind", 'echo "kind v0.29.0 go1.24 linux/amd64"')
+    write_exe(isolated["bin"], "kind", 'echo "kind v0.30.0 go1.24 linux/amd64"')
+    assert tools.find_tool("kind") == on_path
+    assert tools.tool_version("kind") == "0.29.0"
+
+
+def test_find_tool_falls_back_to_the_cache(isolated: dict[str, Path]) -> None:
+    cached = write_exe(isolated["bin"], "kind", 'echo "kind v0.30.0 go1.24 linux/amd64"')
+    assert tools.find_tool("kind") == cached
+    assert tools.tool_version("kind") == "0.30.0"
+
+
+def test_find_tool_ignores_a_non_executable_cache_file(isolated: dict[str, Path]) -> None:
+    isolated["bin"].mkdir(parents=True)
+    (isolated["bin"] / "kind").write_text("#!/bin/sh\necho kind v0.30.0\n")  # not chmod +x
+    with pytest.raises(tools.ToolMissing):
+        tools.find_tool("kind")
+
+
+def test_tool_missing_is_one_line_with_how_to_install(isolated: dict[str, Path]) -> None:
+    with pytest.raises(tools.ToolMissing) as info:
+        tools.find_tool("fortio")
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(isolated["bin"]) in message
+    assert "go install fortio.org/fortio@v1.75.1" in message
+
+
+def test_cache_dir_honours_env_then_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(tools.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert tools.cache_bin_dir() == tmp_path / "xdg" / "meshproof" / "bin"
+    monkeypatch.setenv(tools.CACHE_ENV, str(tmp_path / "mine"))
+    assert tools.cache_bin_dir() == tmp_path / "mine" / "bin"
+
+
+def test_tool_version_names_the_binary_when_output_is_unreadable(isolated: dict[str, Path]) -> None:
+    write_exe(isolated["path"], "helm", 'echo "segfault" >&2; exit 139')
+    with pytest.raises(tools.ToolError, match=r"could not read the version of .*helm.*exit 139.*segfault"):
+        tools.tool_version("helm")
+
+
+def test_inspect_tool_statuses(isolated: dict[str, Path]) -> None:
+    assert tools.inspect_tool("helm").status == "missing"
+    write_exe(isolated["path"], "helm", 'echo "v4.0.0+gabc"')
+    mismatch = tools.inspect_tool("helm")
+    assert (mismatch.status, mismatch.found) == ("version-mismatch", "4.0.0")
+    assert "wants 3.19.2" in mismatch.detail
+    write_exe(isolated["path"], "helm", 'echo "v3.18.6+gabc"')
+    assert tools.inspect_tool("helm").status == "ok"
+    # wanted="" means presence only
+    write_exe(isolated["path"], "helm", 'echo "v4.0.0+gabc"')
+    assert tools.inspect_tool("helm", wanted="").status == "ok"
+
+
+# --- run() -------------------------------------------------------------------------------------------------
+
+
+def test_run_captures_stdout_stderr_and_exit_code() -> None:
+    result = tools.run(["sh", "-c", "echo out; echo err >&2"], timeout=10)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "out\n", "err\n")
+    assert result.ok and result.duration >= 0
+    assert Path(result.args[0]).name == "sh"
+
+
+def test_run_raises_command_failed_with_code_and_stderr_tail() -> None:
+    script = "echo line1 >&2; echo line2 >&2; echo 'the real reason' >&2; exit 3"
+    with pytest.raises(tools.CommandFailed) as info:
+        tools.run(["sh", "-c", script], timeout=10)
+    message = str(info.value)
+    assert "exit 3" in message and "the real reason" in message and "\n" not in message
+    assert info.value.result.returncode == 3
+
+
+def test_run_without_check_returns_the_failure() -> None:
+    result = tools.run(["sh", "-c", "exit 7"], timeout=10, check=False)
+    assert result.returncode == 7 and not result.ok
+
+
+def test_run_timeout_kills_the_whole_process_group_quickly() -> None:
+    started = time.monotonic()
+    # The grandchild `sleep` holds the pipes; only a process-group kill ends this promptly.
+    with pytest.raises(tools.CommandTimeout, match=r"timed out after 0.5s"):
+        tools.run(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5)
+    assert time.monotonic() - started < 5
+
+
+def test_run_passes_input_and_extra_env() -> None:
+    result = tools.run(
+        ["sh", "-c", 'cat; echo "$MP_TEST_VAR"'], timeout=10, input="hello\n", env={"MP_TEST_VAR": "x1"}
+    )
+    assert result.stdout == "hello\nx1\n"
+    # the rest of the environment is kept (PATH is needed to find `cat`)
+    assert "PATH" in os.environ
+
+
+def test_run_missing_program_is_tool_missing(isolated: dict[str, Path]) -> None:
+    with pytest.raises(tools.ToolMissing, match="kind not found"):
+        tools.run(["kind", "version"], timeout=5)
+
+
+def test_run_finds_programs_in_the_cache(isolated: dict[str, Path]) -> None:
+    write_exe(isolated["bin"], "kind", 'echo "kind v0.30.0"')
+    assert tools.run(["kind", "version"], timeout=5).stdout == "kind v0.30.0\n"
+
+
+def test_run_logs_every_command_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="meshproof.tools")
+    tools.run(
+        ["sh", "-c", "exit 0", "--token=s3cr3t", "--password", "hunter2"], timeout=10, input="stdin-secret"
+    )
+    tools.run(["sh", "-c", "exit 4"], timeout=10, check=False)
+    records = [r for r in caplog.records if r.name == "meshproof.tools"]
+    assert len(records) == 2
+    text = "\n".join(r.getMessage() for r in records)
+    assert "rc=0 in" in text and "rc=4 in" in text
+    for secret in ("s3cr3t", "hunter2", "stdin-secret"):
+        assert secret not in text
+    assert "--token=***" in text
