@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "fixtures.run",
+    "fixtures.artifacts",
 ]

@@ -17,7 +17,6 @@ import binascii
 import copy
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -182,10 +181,3 @@ def _redact_last_applied(node: dict[str, Any]) -> None:
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
-
-
-def redact_mapping_values(values: Mapping[str, str]) -> dict[str, str]:
-    """Text redaction of every value of a flat mapping (e.g. HTTP headers for a report)."""
-    return {
-        k: REDACTED if k.lower() in ("authorization", "cookie") else redact_text(v) for k, v in values.items()
-    }

@@ -5,11 +5,18 @@
 - `run(args, timeout=...)` runs a command with a deadline, captures its output and logs it (logger
   "meshproof.tools": command, exit code, duration; never stdin, and secret-looking flags are masked).
 - `install_tool(name, ...)` downloads the pinned release into the cache. The archive goes to a hidden temp
-  file, its SHA-256 is checked against the pinned sum *before* anything is extracted, made executable or
-  moved; the binary lands with one atomic rename. A wrong sum, a short body or an HTTP error leaves nothing
-  behind. Platforms without a published sum we could cite are refused, never downloaded unverified.
+  file, its SHA-256 is checked *before* anything is extracted, made executable or moved; the binary lands
+  with one atomic rename. A wrong sum, a short body or an HTTP error leaves nothing behind.
 
-Every sum below was copied from a public source that lists it; the source is named next to it.
+Where the SHA-256 comes from (`Verification`, shown by `meshproof tools list`):
+- `pinned`: copied into this file from a public source that lists it; the source is named next to it.
+- `publisher-file`: no citable sum could be pinned, but the tool opts in
+  (`ToolSpec.publisher_checksum_suffix`) because its publisher ships `<asset>.sha256` next to each release
+  archive. That file is fetched first, parsed strictly, and the archive is checked against it. Weaker than
+  a pin: the sum and the archive come from the same origin (or the same `--mirror`), so it catches
+  corrupt, truncated or mismatched downloads but not an origin that serves a forged pair. Every such
+  install says so.
+- anything else is refused, never downloaded unverified.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -84,6 +91,14 @@ class DownloadFailed(InstallError):
 
 class ChecksumMismatch(InstallError):
     pass
+
+
+class ChecksumUnavailable(InstallError):
+    """The publisher's checksum file could not be fetched, so the archive is not downloaded at all."""
+
+
+class ChecksumFileInvalid(InstallError):
+    """The publisher's checksum file is not one `<64 hex> <asset file name>` line."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +207,27 @@ def version_compatible(found: str, wanted: str, policy: VersionPolicy) -> bool:
 ArchiveKind = Literal["raw", "tar.gz", "zip"]
 
 
+class Verification(StrEnum):
+    """How `install_tool` checks a tool's download on one platform (see the module docstring)."""
+
+    PINNED = "pinned"  # SHA-256 pinned in this file, copied from a cited public source
+    PUBLISHER_FILE = "publisher-file"  # SHA-256 read at install time from the publisher's <asset>.sha256
+    REFUSED = "refused"  # a release asset exists, but no sum to check it against: never downloaded
+    NO_DOWNLOAD = "no-download"  # no release asset for this platform: install it by hand
+
+    @property
+    def label(self) -> str:
+        return _VERIFICATION_LABELS[self]
+
+
+_VERIFICATION_LABELS = {
+    Verification.PINNED: "pinned sha256",
+    Verification.PUBLISHER_FILE: "publisher .sha256 (not pinned)",
+    Verification.REFUSED: "refused: no sha256",
+    Verification.NO_DOWNLOAD: "manual install",
+}
+
+
 @dataclass(frozen=True)
 class Asset:
     """One downloadable release file for one platform."""
@@ -212,6 +248,9 @@ class ToolSpec:
     policy: VersionPolicy
     assets: Mapping[Platform, Asset] = field(default_factory=dict)
     manual_install: str = ""  # how to get it without `meshproof tools install`
+    # Opt-in fallback for assets without a pinned sum: the publisher ships `<asset URL><suffix>` holding the
+    # archive's SHA-256. None: such assets are refused.
+    publisher_checksum_suffix: str | None = None
 
     def asset_for(self, plat: Platform) -> Asset | None:
         return self.assets.get(plat)
@@ -232,9 +271,27 @@ class ToolSpec:
         match = re.search(self.version_regex, output, re.MULTILINE)
         return match.group(1) if match else None
 
-    def installable_on(self, plat: Platform) -> bool:
+    def asset_file_name(self, plat: Platform) -> str:
+        """The release file's own name (what a publisher's checksum file names), e.g. `x-1.2.3.tar.gz`."""
+        return urllib.parse.urlsplit(self.url_for(plat)).path.rsplit("/", 1)[-1]
+
+    def checksum_url_for(self, plat: Platform, base_url_override: str | None = None) -> str:
+        if not self.publisher_checksum_suffix:
+            raise InstallError(f"{self.name} has no publisher checksum file")
+        return self.url_for(plat, base_url_override) + self.publisher_checksum_suffix
+
+    def verification_for(self, plat: Platform) -> Verification:
         asset = self.assets.get(plat)
-        return asset is not None and asset.sha256 is not None
+        if asset is None:
+            return Verification.NO_DOWNLOAD
+        if asset.sha256 is not None:
+            return Verification.PINNED  # a pin always wins over the publisher's file
+        if self.publisher_checksum_suffix:
+            return Verification.PUBLISHER_FILE
+        return Verification.REFUSED
+
+    def installable_on(self, plat: Platform) -> bool:
+        return self.verification_for(plat) in (Verification.PINNED, Verification.PUBLISHER_FILE)
 
 
 # Versions. Istio 1.27 supports Kubernetes 1.30-1.33 (Solo's and IBM's support matrices for Istio 1.27), so
@@ -265,7 +322,9 @@ _FORTIO_SRC = (
     "(FORTIO_VERSION 1.75.1, FORTIO_SHA256_{plat})"
 )
 _ISTIOCTL_NO_SUM = (
-    "no public copy of istio's istioctl-1.27.9-*.tar.gz.sha256 was available to cite; refused until one is"
+    "no citable public copy of the istioctl 1.27.9 sums was found (searched Homebrew, hermit-packages, "
+    "Chocolatey, nixpkgs, aqua, Bazel and CI files: the newest listed was 1.27.3, Windows-only for most); "
+    "checked at install time against istio's own <asset>.sha256 (publisher_checksum_suffix)"
 )
 
 PINNED: dict[str, ToolSpec] = {
@@ -342,7 +401,11 @@ PINNED: dict[str, ToolSpec] = {
             f"ISTIO_VERSION={ISTIOCTL_VERSION} sh -` "
             "and put ~/.istioctl/bin on PATH (on OpenShift the OSSM 3.2 istioctl also fits)"
         ),
-        # The upstream layout of the assets is known; their sums are not (see _ISTIOCTL_NO_SUM).
+        # No citable sums to pin (see _ISTIOCTL_NO_SUM). Istio's release builder writes `<asset>.sha256` next
+        # to every release archive as `fmt.Sprintf("%x %s\n", sha, path.Base(src))`
+        # (https://github.com/istio/release-builder/blob/03ecf5aaaab082f6805875b2a47f4eb27852f9ed/pkg/util/files.go
+        # CreateSha), so the archive is checked against that file instead; a pin added here wins over it.
+        publisher_checksum_suffix=".sha256",
         assets={
             LINUX_AMD64: Asset(
                 "https://github.com/istio/istio/releases/download/{version}/istioctl-{version}-linux-amd64.tar.gz",
@@ -479,6 +542,9 @@ def install_hint(name: str, plat: Platform | None = None) -> str:
         plat = None
     if name in PINNED and plat is not None and spec.installable_on(plat):
         hint = f"run `meshproof tools install {name}`"
+        if spec.verification_for(plat) is Verification.PUBLISHER_FILE:
+            # Weaker than a pin: offer the manual route too.
+            return f"{hint} (checked against the publisher's checksum file) or {spec.manual_install}"
         if name == "fortio":
             hint += f" or `go install fortio.org/fortio@v{spec.version}`"
         return hint
@@ -705,12 +771,15 @@ def install_tool(
     platform: Platform | None = None,
     timeout: float = 120.0,
     lock_timeout: float = 600.0,
+    note: Callable[[str], None] | None = None,
 ) -> Path:
     """Install the pinned `name` into `<cache_dir>/bin` and return its path.
 
     Already installed at the pinned version: returns at once (also offline). Otherwise the release asset is
     downloaded to a temp file, its SHA-256 checked, the binary extracted to a second temp file, made
     executable and renamed into place. Concurrent installs of the same tool serialise on a file lock.
+    For `Verification.PUBLISHER_FILE` the publisher's checksum file is fetched (into memory) before the
+    archive, and after the install `note` (and the log) says the sum was not pinned in meshproof.
     """
     table = PINNED if specs is None else specs
     spec = table.get(name)
@@ -721,14 +790,16 @@ def install_tool(
     target = bin_dir / name
 
     asset = spec.asset_for(plat)
-    if asset is None:
+    verification = spec.verification_for(plat)
+    if asset is None or verification is Verification.NO_DOWNLOAD:
         raise NoPinnedDownload(
             f"no pinned download of {name} {spec.version} for {plat}; {spec.manual_install}"
         )
-    if asset.sha256 is None:
+    if verification is Verification.REFUSED:
         raise NoPinnedDownload(
-            f"no citable SHA-256 is pinned for {name} {spec.version} on {plat}, so meshproof will not "
-            f"download it unverified; {spec.manual_install}"
+            f"no citable SHA-256 is pinned for {name} {spec.version} on {plat} and its publisher ships no "
+            f"checksum file meshproof knows of, so meshproof will not download it unverified; "
+            f"{spec.manual_install}"
         )
 
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -744,9 +815,15 @@ def install_tool(
                     f"drop --offline, or {spec.manual_install}"
                 )
             url = spec.url_for(plat, base_url_override)
+            if asset.sha256 is not None:
+                wanted, claimed_by = asset.sha256, "pinned"
+            else:
+                checksum_url = spec.checksum_url_for(plat, base_url_override)
+                wanted = _publisher_sha256(spec, plat, checksum_url, timeout=timeout)
+                claimed_by = f"the publisher's checksum file {checksum_url} says"
             with _temp_path(bin_dir, f".{name}.download.") as archive:
                 _download(url, archive, timeout=timeout)
-                _verify_sha256(archive, asset.sha256, name, url)
+                _verify_sha256(archive, wanted, name, url, claimed_by=claimed_by)
                 with _temp_path(bin_dir, f".{name}.new.") as staged:
                     _extract(archive, asset.archive, spec.member_for(plat), staged, name)
                     staged.chmod(0o755)
@@ -756,6 +833,15 @@ def install_tool(
             f"another meshproof is installing {name} (lock {lock.lock_file} held for {lock_timeout:g}s)"
         ) from None
     LOG.info("installed %s %s into %s", name, spec.version, target)
+    if verification is Verification.PUBLISHER_FILE:
+        message = (
+            f"{name} {spec.version}: SHA-256 taken from the publisher's checksum file "
+            f"{spec.checksum_url_for(plat, base_url_override)}, not pinned in meshproof "
+            "(weaker: the sum and the archive come from the same origin)"
+        )
+        LOG.warning("%s", message)
+        if note is not None:
+            note(message)
     return target
 
 
@@ -783,17 +869,30 @@ def _temp_path(directory: Path, prefix: str) -> Iterator[Path]:
             path.unlink()
 
 
+class _TooLarge(DownloadFailed):
+    pass
+
+
 def _download(url: str, dest: Path, *, timeout: float) -> None:
+    with dest.open("wb") as out:
+        _fetch(url, out, timeout=timeout)
+
+
+def _fetch(url: str, out: IO[bytes], *, timeout: float, max_bytes: int | None = None) -> None:
+    """Stream `url` into `out`. Raises DownloadFailed (one line) on HTTP errors, timeouts, short bodies
+    and, with `max_bytes`, on bodies larger than that (`_TooLarge`)."""
     request = urllib.request.Request(url, headers={"User-Agent": "meshproof-tools"})
     received = 0
     expected: int | None = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, dest.open("wb") as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
             while chunk := response.read(_CHUNK):
                 out.write(chunk)
                 received += len(chunk)
+                if max_bytes is not None and received > max_bytes:
+                    raise _TooLarge(f"{url} is larger than {max_bytes} bytes")
     except urllib.error.HTTPError as exc:
         raise DownloadFailed(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except http.client.IncompleteRead as exc:
@@ -813,7 +912,7 @@ def _interrupted(url: str, got: int, expected: int | None) -> str:
     return f"download of {url} was interrupted after {got}{of} bytes; try again"
 
 
-def _verify_sha256(path: Path, wanted: str, name: str, url: str) -> None:
+def _verify_sha256(path: Path, wanted: str, name: str, url: str, *, claimed_by: str = "pinned") -> None:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -821,9 +920,65 @@ def _verify_sha256(path: Path, wanted: str, name: str, url: str) -> None:
     got = digest.hexdigest()
     if got != wanted.lower():
         raise ChecksumMismatch(
-            f"checksum mismatch for {name} from {url}: got sha256 {got}, pinned {wanted}; "
+            f"checksum mismatch for {name} from {url}: got sha256 {got}, {claimed_by} {wanted}; "
             "nothing was installed"
         )
+
+
+# A checksum file is one short line; anything bigger is not one (an HTML error page, a wrong URL).
+CHECKSUM_FILE_MAX_BYTES = 1024
+# `<64 hex><sep><name>`: sep is one space (istio's release builder), two spaces (sha256sum text mode) or
+# space-star (sha256sum binary mode). Only a bare file name is accepted, no directories.
+_CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64})(?: \*|  | )([^\s/\\*][^\s/\\]*)")
+
+
+def _publisher_sha256(spec: ToolSpec, plat: Platform, checksum_url: str, *, timeout: float) -> str:
+    """The SHA-256 the publisher's checksum file gives for this platform's asset. Nothing touches the disk."""
+    buffer = io.BytesIO()
+    try:
+        _fetch(checksum_url, buffer, timeout=timeout, max_bytes=CHECKSUM_FILE_MAX_BYTES)
+    except _TooLarge:
+        raise ChecksumFileInvalid(
+            f"the publisher's checksum file for {spec.name} {spec.version} ({checksum_url}) is larger than "
+            f"{CHECKSUM_FILE_MAX_BYTES} bytes, so it is not one; nothing was downloaded or installed"
+        ) from None
+    except DownloadFailed as exc:
+        raise ChecksumUnavailable(
+            f"could not fetch the publisher's checksum file for {spec.name} {spec.version} ({exc}), so the "
+            f"archive is not downloaded unverified; try again, or {spec.manual_install}"
+        ) from None
+    return parse_checksum_file(buffer.getvalue(), spec.asset_file_name(plat), source=checksum_url)
+
+
+def parse_checksum_file(data: bytes, expected_name: str, *, source: str) -> str:
+    """The lower-case SHA-256 from a one-line `<64 hex> <expected_name>` checksum file.
+
+    Strict on purpose: exactly one line (one trailing newline allowed), 64 hex digits, and the file name
+    must be `expected_name`: a checksum file for another asset (wrong platform, wrong version) is refused.
+    Raises ChecksumFileInvalid with a one-line message.
+    """
+    if len(data) > CHECKSUM_FILE_MAX_BYTES:
+        raise ChecksumFileInvalid(
+            f"the checksum file {source} is larger than {CHECKSUM_FILE_MAX_BYTES} bytes"
+        )
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ChecksumFileInvalid(f"the checksum file {source} is not ASCII text") from None
+    line = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    match = _CHECKSUM_LINE.fullmatch(line)
+    if match is None:
+        raise ChecksumFileInvalid(
+            f"the checksum file {source} is not one '<64 hex digits> {expected_name}' line "
+            f"(starts {line[:72]!r}); nothing was downloaded or installed"
+        )
+    digest, named = match.groups()
+    if named != expected_name:
+        raise ChecksumFileInvalid(
+            f"the checksum file {source} is for {named!r}, not {expected_name!r}; "
+            "nothing was downloaded or installed"
+        )
+    return digest.lower()
 
 
 def _extract(archive: Path, kind: ArchiveKind, member: str | None, dest: Path, name: str) -> None:

@@ -158,11 +158,8 @@ class EchoUser(FastHttpUser):
         period = 1.0 / rps
         now = time.perf_counter()
         slot_start = getattr(self, "_slot_start", None)
-        if slot_start is None:
-            # first wait: a random phase, so users spread over the period like fortio's -uniform
-            wait = random.uniform(0.0, period)
-        else:
-            wait = max(0.0, period - (now - slot_start))
+        # first wait: a random phase, so users spread over the period like fortio's -uniform
+        wait = random.uniform(0.0, period) if slot_start is None else max(0.0, period - (now - slot_start))
         self._slot_start = now + wait
         return wait
 

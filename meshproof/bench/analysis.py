@@ -58,7 +58,9 @@ def summarize(results: BenchmarkResults) -> list[CellSummary]:
                 spread_ms={k: (float(min(v)), float(max(v))) for k, v in per_q.items() if v},
                 throughput=float(np.median([r.actual_qps for r in valid])) if valid else None,
                 requests=sum(r.requests for r in valid),
-                invalid_reasons=[f"{r.run_id}: {reason}" for r in runs if not r.valid for reason in r.invalid_reasons],
+                invalid_reasons=[
+                    f"{r.run_id}: {reason}" for r in runs if not r.valid for reason in r.invalid_reasons
+                ],
             )
         )
     return summaries

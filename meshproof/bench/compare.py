@@ -86,7 +86,8 @@ def judge(diff: MetricDiff, thresholds: Thresholds) -> tuple[Verdict, str]:
     big_enough = diff.unit != "ms" or abs(diff.diff) >= thresholds.min_delta_ms
     if worse_pct > thresholds.threshold_pct and worse_low > 0 and big_enough:
         return Verdict.REGRESSION, (
-            f"{diff.metric} {_signed(diff.rel_pct)}% (beyond {thresholds.threshold_pct:g}%, interval excludes 0)"
+            f"{diff.metric} {_signed(diff.rel_pct)}% "
+            f"(beyond {thresholds.threshold_pct:g}%, interval excludes 0)"
         )
     if worse_pct < -thresholds.threshold_pct and better_high < 0 and big_enough:
         return Verdict.IMPROVEMENT, f"{diff.metric} {_signed(diff.rel_pct)}%"

@@ -157,7 +157,9 @@ def parse_fortio_json(text: str) -> FortioResult:
             for p in hist.get("Percentiles") or []
         }
         buckets = [
-            Bucket(start_ms=float(b["Start"]) * 1000.0, end_ms=float(b["End"]) * 1000.0, count=int(b["Count"]))
+            Bucket(
+                start_ms=float(b["Start"]) * 1000.0, end_ms=float(b["End"]) * 1000.0, count=int(b["Count"])
+            )
             for b in hist.get("Data") or []
         ]
         return FortioResult(

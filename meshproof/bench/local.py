@@ -12,7 +12,7 @@ import os
 import platform
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ def require_loopback(url: str) -> None:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise LocalBenchError(f"--url host {parts.hostname!r} does not resolve: {exc.strerror}") from None
-    addresses = {info[4][0] for info in infos}
+    addresses = {str(info[4][0]) for info in infos}
     if not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
         raise LocalBenchError(
             f"--url host {parts.hostname!r} is not loopback ({', '.join(sorted(addresses))}); "
@@ -58,7 +58,7 @@ class LocalBenchSpec:
     payload_bytes: int = 0
     processes: int = 1
     arm: str = LOCAL_ARM
-    limits: ValidityLimits = ValidityLimits()
+    limits: ValidityLimits = field(default_factory=ValidityLimits)
     allow_remote: bool = False
 
 
@@ -86,7 +86,10 @@ def run_local(
     fortio_binary = fortio_mod.find_fortio() if spec.tool == "fortio" else None
     for rep in range(1, spec.repetitions + 1):
         run_id = f"{spec.tool}-{spec.arm}-r{rep}"
-        say(f"run {rep}/{spec.repetitions}: {spec.tool} {spec.url} qps={spec.qps or 'max'} c={spec.connections}")
+        say(
+            f"run {rep}/{spec.repetitions}: {spec.tool} {spec.url} "
+            f"qps={spec.qps or 'max'} c={spec.connections}"
+        )
         if spec.tool == "fortio":
             assert fortio_binary is not None
             runs.append(_fortio_run(spec, output, run_id, rep, fortio_binary))
@@ -143,7 +146,11 @@ def _fortio_run(spec: LocalBenchSpec, output: Path, run_id: str, rep: int, binar
     )
     if spec.warmup_s > 0:
         warm = fortio_mod.FortioLoad(
-            url=spec.url, qps=spec.qps, connections=spec.connections, duration_s=spec.warmup_s, labels="warmup"
+            url=spec.url,
+            qps=spec.qps,
+            connections=spec.connections,
+            duration_s=spec.warmup_s,
+            labels="warmup",
         )
         fortio_mod.run_fortio_local(warm, binary=binary)  # discarded (perf-anchors §5 warm-up)
     out = fortio_mod.run_fortio_local(load, binary=binary)

@@ -37,7 +37,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
     do_GET = _reply
     do_POST = _reply
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from meshproof.bench.histogram import RoundingScheme, histogram_from_rounded, histogram_from_samples, summary_from_histogram, summary_from_samples
+from meshproof.bench.histogram import (
+    RoundingScheme,
+    histogram_from_rounded,
+    histogram_from_samples,
+    summary_from_histogram,
+    summary_from_samples,
+)
 from meshproof.bench.model import Histogram, LatencySummary, Placement, RunRecord
 from meshproof.bench.validity import ValidityLimits, assess
 
@@ -33,8 +39,10 @@ BUCKETS_MARKER = "MESHPROOF-LOCUST-BUCKETS"
 JSON_BEGIN = "MESHPROOF-LOCUST-JSON-BEGIN"
 JSON_END = "MESHPROOF-LOCUST-JSON-END"
 EXIT_MARKER = "MESHPROOF-LOCUST-EXIT"
+# Locust's own warnings (locust/runners.py) and the locustfile's echo of them
 CPU_WARNING = re.compile(
-    r"CPU usage above 90%|exceeded cpu threshold|CPU usage threshold was exceeded|load generator CPU above 90%"
+    r"CPU usage above 90%|exceeded cpu threshold|CPU usage threshold was exceeded"
+    r"|load generator CPU above 90%"
 )
 
 
@@ -138,12 +146,18 @@ def read_request_logs(directory: Path) -> RequestSamples:
         with path.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 try:
-                    starts.append(float(row["start_time_s"]))
-                    latencies.append(float(row["response_time_ms"]))
-                    statuses.append(int(row["status"]))
-                    oks.append(int(row["ok"]))
+                    parsed = (
+                        float(row["start_time_s"]),
+                        float(row["response_time_ms"]),
+                        int(row["status"]),
+                        int(row["ok"]),
+                    )
                 except (KeyError, TypeError, ValueError):
                     continue  # a row cut short by a killed process
+                starts.append(parsed[0])
+                latencies.append(parsed[1])
+                statuses.append(parsed[2])
+                oks.append(parsed[3])
     order = np.argsort(np.array(starts, dtype=float), kind="stable")
     return RequestSamples(
         start_s=np.array(starts, dtype=float)[order],
@@ -174,7 +188,9 @@ class MeasuredWindow:
 def measured_window(samples: RequestSamples, warmup_s: float, duration_s: float) -> MeasuredWindow:
     """Drop the warm-up (counted from the first request) and the last partial second."""
     if len(samples) == 0:
-        empty = RequestSamples(np.array([]), np.array([]), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+        empty = RequestSamples(
+            np.array([]), np.array([]), np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        )
         return MeasuredWindow(samples=empty, per_second=[], start_s=0.0)
     start = float(samples.start_s[0]) + warmup_s
     last = float(samples.start_s[-1])
@@ -229,7 +245,9 @@ def parse_locust_json(text: str) -> list[LocustStats]:
                     max_ms=float(entry.get("max_response_time") or 0.0),
                     total_ms=float(entry.get("total_response_time") or 0.0),
                     response_times={str(k): int(v) for k, v in (entry.get("response_times") or {}).items()},
-                    per_second={int(float(k)): int(v) for k, v in (entry.get("num_reqs_per_sec") or {}).items()},
+                    per_second={
+                        int(float(k)): int(v) for k, v in (entry.get("num_reqs_per_sec") or {}).items()
+                    },
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -271,7 +289,11 @@ def run_locust_local(
     started = datetime.now(UTC)
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=load.run_time_s + load.stop_timeout_s + grace_s, check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=load.run_time_s + load.stop_timeout_s + grace_s,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise LocustFailed(f"Locust did not finish within {load.run_time_s + grace_s:g}s") from None
@@ -282,7 +304,9 @@ def run_locust_local(
         raise LocustFailed(f"Locust exited {proc.returncode}: {tail[0][:300]}")
     samples = read_request_logs(out_dir / "requests")
     if len(samples) == 0:
-        raise LocustFailed(f"Locust wrote no per-request log under {out_dir / 'requests'} (is {load.host} up?)")
+        raise LocustFailed(
+            f"Locust wrote no per-request log under {out_dir / 'requests'} (is {load.host} up?)"
+        )
     window = measured_window(samples, load.warmup_s, load.duration_s)
     warnings: list[str] = []
     stats_file = out_dir / "locust-stats.json"

@@ -46,8 +46,10 @@ class Bucket(BaseModel):
 
 
 class Histogram(BaseModel):
-    """Latency buckets (non-empty ones only, ascending). Percentiles interpolate linearly inside a bucket,
-    the way fortio computes its own (output-formats §1.1), so a fortio histogram reproduces fortio's numbers."""
+    """Latency buckets (non-empty ones only, ascending).
+
+    Percentiles interpolate linearly inside a bucket, the way fortio computes its own (output-formats
+    §1.1), so a fortio histogram reproduces fortio's numbers."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -65,6 +67,8 @@ class Histogram(BaseModel):
 
     def percentile(self, q: float) -> float:
         starts, ends, counts = self.arrays()
+        if counts.size == 0:
+            return float("nan")
         return float(interpolated_percentiles(starts, ends, counts[np.newaxis, :], q)[0])
 
     def mean(self) -> float:
@@ -73,7 +77,9 @@ class Histogram(BaseModel):
         return float(((starts + ends) / 2 * counts).sum() / total) if total else float("nan")
 
 
-def interpolated_percentiles(starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+def interpolated_percentiles(
+    starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, q: float
+) -> np.ndarray:
     """The q-th percentile (0-100) of each row of `counts` (shape R x K) over shared buckets.
 
     Vectorized so a bootstrap can evaluate thousands of resampled histograms at once.

@@ -33,7 +33,9 @@ def ambient_redirected(pod: Mapping[str, Any]) -> bool:
 def waypoint_bound(service: Mapping[str, Any] | None) -> bool:
     """Service status condition `istio.io/WaypointBound=True` (istio-facts §2.3)."""
     conditions = ((service or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "istio.io/WaypointBound" and str(c.get("status")) == "True" for c in conditions)
+    return any(
+        c.get("type") == "istio.io/WaypointBound" and str(c.get("status")) == "True" for c in conditions
+    )
 
 
 def client_cert_header(debug_body: str) -> str | None:

@@ -88,7 +88,9 @@ class ResourceSource(Protocol):
 
 
 class MetricsGetter(Protocol):
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None: ...
 
 
 def _timestamp(text: str | None) -> float:
@@ -118,7 +120,9 @@ class MetricsApiSource:
                 usage = container.get("usage") or {}
                 if "cpu" in usage and "memory" in usage:
                     found[(namespace, pod, str(container.get("name")))] = Sample(
-                        at=at, cpu_millicores=cpu_millicores(usage["cpu"]), memory_mib=memory_mib(usage["memory"])
+                        at=at,
+                        cpu_millicores=cpu_millicores(usage["cpu"]),
+                        memory_mib=memory_mib(usage["memory"]),
                     )
         return found
 
@@ -128,18 +132,21 @@ class PrometheusSource:
 
     name = "prometheus"
 
-    def __init__(self, base_url: str, *, fetch: Callable[[str], str] | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, *, fetch: Callable[[str], str] | None = None, timeout: float = 10.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._fetch = fetch or self._http_get
 
     def _http_get(self, url: str) -> str:
-        with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 - user-given URL
+        with urllib.request.urlopen(url, timeout=self.timeout) as response:
             return str(response.read().decode("utf-8"))
 
     @staticmethod
     def queries(namespace: str, pods: Sequence[str]) -> tuple[str, str]:
-        selector = f'namespace="{namespace}",pod=~"{"|".join(re.escape(p) for p in pods)}",container!="",container!="POD"'
+        pod_regex = "|".join(re.escape(p) for p in pods)
+        selector = f'namespace="{namespace}",pod=~"{pod_regex}",container!="",container!="POD"'
         cpu = f"sum by (pod, container) (rate(container_cpu_usage_seconds_total{{{selector}}}[1m]))"
         mem = f"sum by (pod, container) (container_memory_working_set_bytes{{{selector}}})"
         return cpu, mem
@@ -158,12 +165,18 @@ class PrometheusSource:
             by_ns.setdefault(t.namespace, []).append(t.pod)
         for namespace, pods in by_ns.items():
             cpu_q, mem_q = self.queries(namespace, sorted(set(pods)))
-            cpu = {(r["metric"].get("pod"), r["metric"].get("container")): r["value"] for r in self._query(cpu_q)}
-            mem = {(r["metric"].get("pod"), r["metric"].get("container")): r["value"] for r in self._query(mem_q)}
+            cpu = {
+                (r["metric"].get("pod"), r["metric"].get("container")): r["value"] for r in self._query(cpu_q)
+            }
+            mem = {
+                (r["metric"].get("pod"), r["metric"].get("container")): r["value"] for r in self._query(mem_q)
+            }
             for key, (at, value) in cpu.items():
                 if key in mem:
                     found[(namespace, str(key[0]), str(key[1]))] = Sample(
-                        at=float(at), cpu_millicores=float(value) * 1000.0, memory_mib=float(mem[key][1]) / 1024**2
+                        at=float(at),
+                        cpu_millicores=float(value) * 1000.0,
+                        memory_mib=float(mem[key][1]) / 1024**2,
                     )
         return found
 

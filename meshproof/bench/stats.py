@@ -20,7 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-from meshproof.bench.model import REPORTED_PERCENTILES, Histogram, RunRecord, interpolated_percentiles, percentile_key
+from meshproof.bench.model import (
+    REPORTED_PERCENTILES,
+    Histogram,
+    RunRecord,
+    interpolated_percentiles,
+    percentile_key,
+)
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
@@ -74,7 +80,9 @@ def group_latency_bootstrap(
     runs: Sequence[RunRecord], percentiles: Sequence[float], resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Bootstrap distribution of median-over-repetitions percentiles: shape (resamples, len(percentiles))."""
-    per_run = np.stack([resample_histogram_percentiles(r.histogram, percentiles, resamples, rng) for r in runs])
+    per_run = np.stack(
+        [resample_histogram_percentiles(r.histogram, percentiles, resamples, rng) for r in runs]
+    )
     n_runs = len(runs)
     if n_runs == 1:
         return per_run[0]
@@ -170,7 +178,8 @@ def compare_groups(
                 baseline_reps=len(baseline),
                 current_reps=len(current),
                 p_value=mann_whitney(
-                    [r.histogram.percentile(q) for r in baseline], [r.histogram.percentile(q) for r in current]
+                    [r.histogram.percentile(q) for r in baseline],
+                    [r.histogram.percentile(q) for r in current],
                 ),
                 note=note,
             )

@@ -61,8 +61,12 @@ def assess(
     if falling_behind_pct is not None and falling_behind_pct > limits.max_falling_behind_pct:
         reasons.append(f"fortio: {falling_behind_pct:.2f}% of sleeps were falling behind (saturated)")
     if loadgen_cpu_warning:
-        reasons.append("the load generator reported CPU above 90%: its own scheduling delay is in the latency")
+        reasons.append(
+            "the load generator reported CPU above 90%: its own scheduling delay is in the latency"
+        )
     if connections is not None and socket_count is not None and socket_count > connections:
         # perf-anchors §7.2: SocketCount should equal -c when keep-alive worked
-        warnings.append(f"{socket_count} sockets opened for {connections} connections: connections were not reused")
+        warnings.append(
+            f"{socket_count} sockets opened for {connections} connections: connections were not reused"
+        )
     return RunValidity(valid=not reasons, reasons=reasons, warnings=warnings)

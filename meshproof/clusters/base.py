@@ -57,5 +57,8 @@ def gateway_api_step(cluster: ClusterSpec) -> PlanStep:
         cluster=cluster.name,
         stage="platform",
         command=argv.kubectl(cluster, "apply", "--server-side", "--filename", pins.GATEWAY_API_CRDS_URL),
-        wait=[crd_established("gateways.gateway.networking.k8s.io"), crd_established("httproutes.gateway.networking.k8s.io")],
+        wait=[
+            crd_established("gateways.gateway.networking.k8s.io"),
+            crd_established("httproutes.gateway.networking.k8s.io"),
+        ],
     )

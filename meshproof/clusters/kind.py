@@ -42,14 +42,27 @@ def create_cluster_step(cluster: ClusterSpec) -> PlanStep:
         title=f"Create kind cluster {cluster.name}",
         cluster=cluster.name,
         stage="cluster",
-        command=["kind", "create", "cluster", "--name", cluster.name, "--config", CONFIG_FILE, "--wait", "5m"],
+        command=[
+            "kind",
+            "create",
+            "cluster",
+            "--name",
+            cluster.name,
+            "--config",
+            CONFIG_FILE,
+            "--wait",
+            "5m",
+        ],
         config_file=kind_config(cluster),
-        # Succeeds only when the cluster exists; a reused cluster is not created again (nor deleted at the end).
+        # Succeeds only when the cluster exists: a reused cluster is neither created nor deleted by this run.
         skip_if=["kind", "get", "kubeconfig", "--name", cluster.name],
         undo_command=["kind", "delete", "cluster", "--name", cluster.name],
         wait=[
             WaitSpec(
-                api_version="v1", kind="Node", name=f"{cluster.name}-control-plane", condition="Ready",
+                api_version="v1",
+                kind="Node",
+                name=f"{cluster.name}-control-plane",
+                condition="Ready",
                 budget="cluster_create",
             )
         ],
@@ -63,8 +76,18 @@ def load_balancer_step(cluster: ClusterSpec) -> PlanStep:
         cluster=cluster.name,
         stage="cluster",
         command=[
-            "docker", "run", "--detach", "--name", name, "--restart", "unless-stopped", "--network", "kind",
-            "--volume", "/var/run/docker.sock:/var/run/docker.sock", pins.CLOUD_PROVIDER_KIND_IMAGE,
+            "docker",
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--restart",
+            "unless-stopped",
+            "--network",
+            "kind",
+            "--volume",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            pins.CLOUD_PROVIDER_KIND_IMAGE,
         ],
         skip_if=["docker", "container", "inspect", name],
         undo_command=["docker", "rm", "--force", name],
@@ -77,13 +100,26 @@ def metrics_server_step(cluster: ClusterSpec) -> PlanStep:
         cluster=cluster.name,
         stage="platform",
         command=argv.helm_install(
-            cluster, release="metrics-server", chart="metrics-server", repo=pins.METRICS_SERVER_HELM_REPO,
-            version=pins.METRICS_SERVER_CHART_VERSION, namespace="kube-system",
+            cluster,
+            release="metrics-server",
+            chart="metrics-server",
+            repo=pins.METRICS_SERVER_HELM_REPO,
+            version=pins.METRICS_SERVER_CHART_VERSION,
+            namespace="kube-system",
         ),
         helm_chart="metrics-server",
         # kind's kubelets serve self-signed certificates.
         helm_values={"args": ["--kubelet-insecure-tls"]},
-        wait=[WaitSpec(api_version="apps/v1", kind="Deployment", name="metrics-server", namespace="kube-system", rollout=True, budget="rollout")],
+        wait=[
+            WaitSpec(
+                api_version="apps/v1",
+                kind="Deployment",
+                name="metrics-server",
+                namespace="kube-system",
+                rollout=True,
+                budget="rollout",
+            )
+        ],
     )
 
 

@@ -37,13 +37,15 @@ def ocp_version(cluster_version: Mapping[str, Any] | None) -> str | None:
 
 
 def routing_via_host(network: Mapping[str, Any] | None) -> bool:
-    """OVN-Kubernetes local gateway mode: spec.defaultNetwork.ovnKubernetesConfig.gatewayConfig.routingViaHost."""
+    """OVN-Kubernetes local gateway mode (spec.defaultNetwork.ovnKubernetesConfig.gatewayConfig)."""
     spec = (network or {}).get("spec") or {}
     ovn = (spec.get("defaultNetwork") or {}).get("ovnKubernetesConfig") or {}
     return bool((ovn.get("gatewayConfig") or {}).get("routingViaHost"))
 
 
-def openshift_problems(spec: MeshSpec, *, version: str | None, network: Mapping[str, Any] | None) -> list[str]:
+def openshift_problems(
+    spec: MeshSpec, *, version: str | None, network: Mapping[str, Any] | None
+) -> list[str]:
     """Why this OpenShift cluster cannot run the requested mesh; empty when it can. One line each."""
     problems: list[str] = []
     parsed = pins.parse_version(version) if version else ()
@@ -57,9 +59,9 @@ def openshift_problems(spec: MeshSpec, *, version: str | None, network: Mapping[
             )
         if not routing_via_host(network):
             problems.append(
-                "ambient on OpenShift needs OVN-Kubernetes local gateway mode so kubelet probes reach ambient pods "
-                "(network.operator.openshift.io/cluster spec.defaultNetwork.ovnKubernetesConfig.gatewayConfig."
-                "routingViaHost: true); enable it or use --mode sidecar"
+                "ambient on OpenShift needs OVN-Kubernetes local gateway mode so kubelet probes reach "
+                "ambient pods (network.operator.openshift.io/cluster spec.defaultNetwork.ovnKubernetesConfig."
+                "gatewayConfig.routingViaHost: true); enable it or use --mode sidecar"
             )
     if spec.has(Feature.GIE) and (not parsed or parsed[:2] < pins.OCP_MIN_FOR_GATEWAY_API):
         problems.append(
@@ -79,7 +81,9 @@ class OpenShiftProvider:
     def prerequisites(self, spec: MeshSpec) -> list[str]:
         checks = ["the OCP version (ClusterVersion version) is read and reported"]
         if spec.ambient:
-            checks.append("ambient: OCP 4.19+ and OVN-Kubernetes routingViaHost: true, else the run is refused")
+            checks.append(
+                "ambient: OCP 4.19+ and OVN-Kubernetes routingViaHost: true, else the run is refused"
+            )
         if spec.has(Feature.GIE):
             checks.append("gie: OCP 4.19+ (Gateway API CRDs), else the run is refused")
         return checks

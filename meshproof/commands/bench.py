@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="load a local endpoint, compare benchmark results, rebuild reports",
-        description="Benchmark helpers. The cluster benchmark itself runs as `pytest suites/benchmark -m benchmark`.",
+        description="Benchmark helpers. The cluster benchmark is `pytest suites/benchmark -m benchmark`.",
     )
     parser.set_defaults(func=lambda _args: _usage(parser))
     actions = parser.add_subparsers(dest="bench_command", metavar="ACTION")
@@ -74,17 +74,29 @@ def _register_local(actions: Any) -> None:
     p = actions.add_parser("local", help="load an HTTP endpoint from this machine (loopback by default)")
     p.add_argument("--url", required=True, help="target URL, e.g. http://127.0.0.1:8080/echo")
     p.add_argument("--tool", choices=("fortio", "locust"), required=True)
-    p.add_argument("--qps", type=_qps, required=True, help="total requests/s; 0 or 'max' = as fast as possible")
+    p.add_argument(
+        "--qps", type=_qps, required=True, help="total requests/s; 0 or 'max' = as fast as possible"
+    )
     p.add_argument("--connections", type=_positive_int, required=True, help="connections (Locust: users)")
     p.add_argument("--duration", type=_positive_float, required=True, help="measured seconds per repetition")
     p.add_argument("--repetitions", type=_positive_int, default=1)
-    p.add_argument("--warmup", type=float, default=2.0, help="discarded warm-up seconds per repetition (default 2)")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="discarded warm-up seconds per repetition (default 2)"
+    )
     p.add_argument("--payload-size", type=int, default=0, help="POST this many bytes instead of a GET")
-    p.add_argument("--processes", type=_positive_int, default=1, help="Locust worker processes (one per core)")
+    p.add_argument(
+        "--processes", type=_positive_int, default=1, help="Locust worker processes (one per core)"
+    )
     p.add_argument("--arm", default="local", help="name of this arm in the results (default: local)")
-    p.add_argument("--min-qps-ratio", type=float, default=0.99, help="a run below this share of --qps is invalid")
-    p.add_argument("--max-error-pct", type=float, default=0.1, help="a run with more failed requests is invalid")
-    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --url (you own the target)")
+    p.add_argument(
+        "--min-qps-ratio", type=float, default=0.99, help="a run below this share of --qps is invalid"
+    )
+    p.add_argument(
+        "--max-error-pct", type=float, default=0.1, help="a run with more failed requests is invalid"
+    )
+    p.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --url (you own the target)"
+    )
     p.add_argument("--output", type=Path, required=True, help="results dir (benchmark.json and reports)")
     p.set_defaults(func=cmd_local)
 
@@ -93,17 +105,27 @@ def _register_compare(actions: Any) -> None:
     p = actions.add_parser("compare", help="compare CURRENT against BASELINE; exit 1 on a regression")
     p.add_argument("baseline", type=Path, help="results dir or benchmark.json")
     p.add_argument("current", type=Path, help="results dir or benchmark.json")
-    p.add_argument("--threshold-pct", type=float, default=10.0, help="regression threshold in percent (default 10)")
-    p.add_argument("--min-delta-ms", type=float, default=0.0, help="ignore latency moves smaller than this (ms)")
+    p.add_argument(
+        "--threshold-pct", type=float, default=10.0, help="regression threshold in percent (default 10)"
+    )
+    p.add_argument(
+        "--min-delta-ms", type=float, default=0.0, help="ignore latency moves smaller than this (ms)"
+    )
     p.add_argument(
         "--metrics",
         default=",".join(ALL_METRICS),
         help=f"comma-separated metrics to judge (default {','.join(ALL_METRICS)})",
     )
-    p.add_argument("--min-tail-samples", type=_positive_int, default=10,
-                   help="judge a percentile only with at least this many requests beyond it (default 10)")
+    p.add_argument(
+        "--min-tail-samples",
+        type=_positive_int,
+        default=10,
+        help="judge a percentile only with at least this many requests beyond it (default 10)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (results are reproducible)")
-    p.add_argument("--output", type=Path, default=None, help="where to write comparison.md/json (default: CURRENT dir)")
+    p.add_argument(
+        "--output", type=Path, default=None, help="where to write comparison.md/json (default: CURRENT dir)"
+    )
     p.set_defaults(func=cmd_compare)
 
 
@@ -139,9 +161,13 @@ def cmd_local(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     paths = write_reports(results, args.output)
     invalid = [r for r in results.runs if not r.valid]
-    print(f"wrote {paths.json}, {paths.markdown.name}, {paths.html.name} ({len(results.runs)} runs, {len(invalid)} invalid)")
+    print(f"wrote {paths.json}, {paths.markdown.name}, {paths.html.name}")
+    print(f"{len(results.runs)} runs, {len(invalid)} invalid")
     if invalid:
-        print(f"meshproof bench: {len(invalid)} run(s) invalid: {invalid[0].invalid_reasons[0]}", file=sys.stderr)
+        print(
+            f"meshproof bench: {len(invalid)} run(s) invalid: {invalid[0].invalid_reasons[0]}",
+            file=sys.stderr,
+        )
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -150,7 +176,9 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     metrics = tuple(m.strip() for m in text.split(",") if m.strip())
     unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown or not metrics:
-        raise ValueError(f"--metrics: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ALL_METRICS)}")
+        raise ValueError(
+            f"--metrics: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ALL_METRICS)}"
+        )
     return metrics
 
 

@@ -43,7 +43,10 @@ def register(subparsers: Any) -> None:
         "--mirror",
         default=None,
         metavar="URL",
-        help="download from a mirror that keeps the upstream paths (checksums are still enforced)",
+        help=(
+            "download from a mirror that keeps the upstream paths (pinned checksums are still enforced; "
+            "a publisher's checksum file is then read from the mirror too)"
+        ),
     )
     install.set_defaults(func=cmd_install)
 
@@ -59,12 +62,31 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def verification_label(spec: tools.ToolSpec, plat: tools.Platform | None) -> str:
+    """How `meshproof tools install` would check this tool's download here."""
+    if plat is None:
+        return "unsupported platform"
+    return spec.verification_for(plat).label
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        plat: tools.Platform | None = tools.current_platform()
+    except tools.UnsupportedPlatform:
+        plat = None
     rows = []
-    for name in tools.PINNED:
+    for name, spec in tools.PINNED.items():
         st = tools.inspect_tool(name)
-        rows.append([name, st.pinned, str(st.path) if st.path else "-", st.found or "-", st.status])
-    print(render_table(["tool", "pinned", "found at", "found version", "status"], rows))
+        path = str(st.path) if st.path else "-"
+        rows.append([name, st.pinned, path, st.found or "-", st.status, verification_label(spec, plat)])
+    print(render_table(["tool", "pinned", "found at", "found version", "status", "install verifies"], rows))
+    if plat is not None and any(
+        spec.verification_for(plat) is tools.Verification.PUBLISHER_FILE for spec in tools.PINNED.values()
+    ):
+        print(
+            "publisher .sha256 (not pinned): the SHA-256 is read at install time from the checksum file the "
+            "publisher ships next to the archive (same origin, weaker than a pinned sum)"
+        )
     print(f"cache: {tools.cache_bin_dir()}")
     return 0
 
@@ -87,6 +109,10 @@ def _wanted(names: Sequence[str]) -> list[str]:
     return [n for n in tools.PINNED if tools.inspect_tool(n).status != "ok"]
 
 
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     root = args.cache_dir.expanduser() if args.cache_dir else tools.cache_dir()
     try:
@@ -101,7 +127,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     for name in names:
         try:
             path = tools.install_tool(
-                name, cache_dir=root, offline=_offline(args), base_url_override=args.mirror
+                name, cache_dir=root, offline=_offline(args), base_url_override=args.mirror, note=_note
             )
         except tools.ToolError as exc:
             failed += 1

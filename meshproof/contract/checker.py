@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Check = Literal["resource", "istio-operator", "istio-values", "mesh-config"]
+Check = Literal["resource", "istio-operator", "istio-values", "mesh-config", "kind-config"]
 
 
 class CheckerFailed(Exception):

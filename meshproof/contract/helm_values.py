@@ -10,6 +10,7 @@ checked the way the chart's zzz_profile.yaml template checks them: a matching fi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ def check_chart_values(chart_dir: Path, values: dict[str, Any]) -> list[Finding]
     defaults = chart_defaults(chart_dir)
     findings = _check_selectors(chart_dir, values)
     rest = {k: v for k, v in values.items() if k not in PROFILE_SELECTORS}
+    if isinstance(rest.get("global"), dict):  # global.profile / global.platform are selectors too
+        rest["global"] = {k: v for k, v in rest["global"].items() if k not in GLOBAL_PROFILE_SELECTORS}
     findings += _compare(rest, defaults, "")
     schema_file = chart_dir / "values.schema.json"
     if schema_file.is_file():
@@ -44,7 +47,8 @@ def check_chart_values(chart_dir: Path, values: dict[str, Any]) -> list[Finding]
 
 def _check_selectors(chart_dir: Path, values: dict[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
-    global_values = values.get("global") if isinstance(values.get("global"), dict) else {}
+    raw_global = values.get("global")
+    global_values: dict[str, Any] = raw_global if isinstance(raw_global, dict) else {}
     candidates = [(key, values.get(key), pattern) for key, pattern in PROFILE_SELECTORS.items()]
     candidates += [(f"global.{k}", global_values.get(k), p) for k, p in GLOBAL_PROFILE_SELECTORS.items()]
     for path, value, pattern in candidates:
@@ -68,27 +72,35 @@ def _compare(value: Any, default: Any, path: str) -> list[Finding]:
         for key in sorted(value):
             child = f"{path}.{key}" if path else key
             if key not in default:
-                findings.append(Finding(child, "unknown key: not in the chart's values.yaml (Helm ignores it)"))
+                findings.append(
+                    Finding(child, "unknown key: not in the chart's values.yaml (Helm ignores it)")
+                )
             else:
                 findings += _compare(value[key], default[key], child)
         return findings
     if isinstance(default, list):
         return [] if isinstance(value, list) else [Finding(path, f"expected a list, got {_type_name(value)}")]
     if isinstance(default, bool):
-        return [] if isinstance(value, bool) else [Finding(path, f"expected a boolean, got {_type_name(value)}")]
+        return (
+            [] if isinstance(value, bool) else [Finding(path, f"expected a boolean, got {_type_name(value)}")]
+        )
     if isinstance(default, int | float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return [] if ok else [Finding(path, f"expected a number, got {_type_name(value)}")]
     if isinstance(default, str):
-        # Chart string defaults also take numbers/quantities in practice (tag, resources); only structure errs.
+        # String defaults also take numbers/quantities in practice (tag, resources): check structure only.
         ok = not isinstance(value, dict | list)
-        return [] if ok else [Finding(path, f"expected a scalar (the chart default is a string), got {_type_name(value)}")]
+        return (
+            []
+            if ok
+            else [
+                Finding(path, f"expected a scalar (the chart default is a string), got {_type_name(value)}")
+            ]
+        )
     return []
 
 
 def _check_schema(schema_file: Path, values: dict[str, Any]) -> list[Finding]:
-    import json
-
     schema = json.loads(schema_file.read_text())
     validator = jsonschema.Draft7Validator(schema)
     return [

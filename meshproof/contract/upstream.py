@@ -19,6 +19,7 @@ ISTIO_CHARTS = {
     "ztunnel": "manifests/charts/ztunnel",
     "gateway": "manifests/charts/gateway",
 }
+OTHER_CHARTS = {"cert-manager": ("cert-manager", "deploy/charts/cert-manager")}
 # CRD files of each fetched module that the checker loads (every file copied for that module).
 CRD_MODULES = ("istio-api", "gateway-api", "gie-v1alpha2", "gie-v1", "olm", "cert-manager")
 
@@ -45,13 +46,19 @@ class Upstream:
     def crd_files(self, sail_variant: str) -> list[Path]:
         files: list[Path] = []
         for name in CRD_MODULES:
-            files.extend(sorted(self.modules[name].directory.rglob("*.yaml")))
-        files.append(TRANSCRIBED_DIR / f"sail-ossm-{sail_variant}.yaml")
+            candidates = sorted(self.modules[name].directory.rglob("*.yaml"))
+            files.extend(p for p in candidates if "kind: CustomResourceDefinition" in p.read_text())
+        files.append(TRANSCRIBED_DIR / f"sail-{sail_variant}.yaml")
         return files
 
     def chart_dir(self, chart: str) -> Path | None:
-        relative = ISTIO_CHARTS.get(chart)
-        return None if relative is None else self.modules["istio"].directory / relative
+        """The fetched values files of a Helm chart meshproof installs, or None when none were fetched."""
+        if chart in ISTIO_CHARTS:
+            return self.modules["istio"].directory / ISTIO_CHARTS[chart]
+        if chart in OTHER_CHARTS:
+            module, relative = OTHER_CHARTS[chart]
+            return self.modules[module].directory / relative
+        return None
 
     def describe(self) -> str:
         return ", ".join(f"{p.module}@{p.version}" for p in self.modules.values())

@@ -54,7 +54,9 @@ def gie_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             title=f"Install the inference-extension CRDs {build.crd_ref} ({build.api_version})",
             cluster=cluster.name,
             command=argv.kubectl(cluster, "apply", "--server-side", "--kustomize", build.crds_kustomization),
-            undo_command=argv.kubectl(cluster, "delete", "--kustomize", build.crds_kustomization, "--ignore-not-found"),
+            undo_command=argv.kubectl(
+                cluster, "delete", "--kustomize", build.crds_kustomization, "--ignore-not-found"
+            ),
             wait=[olm.crd_established(f"inferencepools.{build.group}")],
         )
     ]
@@ -91,10 +93,15 @@ def ca_issuer_step(spec: MeshSpec, cluster: ClusterSpec) -> PlanStep:
     return PlanStep(
         title="Create the mesh CA in cert-manager (self-signed root, CA Issuer istio-ca)",
         cluster=cluster.name,
-        manifests=render("istio-csr/ca-issuer.yaml.j2", namespace=spec.istio_namespace, trust_domain=spec.trust_domain),
+        manifests=render(
+            "istio-csr/ca-issuer.yaml.j2", namespace=spec.istio_namespace, trust_domain=spec.trust_domain
+        ),
         wait=[
             WaitSpec(
-                api_version=CERT_MANAGER_API, kind="Certificate", name="istio-ca", namespace=spec.istio_namespace,
+                api_version=CERT_MANAGER_API,
+                kind="Certificate",
+                name="istio-ca",
+                namespace=spec.istio_namespace,
                 condition="Ready",
             )
         ],
@@ -121,8 +128,11 @@ def istio_csr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
                 ],
                 wait=[
                     WaitSpec(
-                        api_version="operator.openshift.io/v1alpha1", kind="IstioCSR", name="default",
-                        namespace=pins.OCP_ISTIO_CSR_NAMESPACE, condition="Ready",
+                        api_version="operator.openshift.io/v1alpha1",
+                        kind="IstioCSR",
+                        name="default",
+                        namespace=pins.OCP_ISTIO_CSR_NAMESPACE,
+                        condition="Ready",
                     )
                 ],
             ),
@@ -133,8 +143,12 @@ def istio_csr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             title=f"Install cert-manager {pins.CERT_MANAGER_CHART_VERSION}",
             cluster=cluster.name,
             command=argv.helm_install(
-                cluster, release="cert-manager", chart="cert-manager", repo=pins.JETSTACK_HELM_REPO,
-                version=pins.CERT_MANAGER_CHART_VERSION, namespace=cm_ns,
+                cluster,
+                release="cert-manager",
+                chart="cert-manager",
+                repo=pins.JETSTACK_HELM_REPO,
+                version=pins.CERT_MANAGER_CHART_VERSION,
+                namespace=cm_ns,
             ),
             helm_chart="cert-manager",
             helm_values={"crds": {"enabled": True}},
@@ -150,8 +164,12 @@ def istio_csr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             title=f"Install istio-csr {pins.ISTIO_CSR_CHART_VERSION}",
             cluster=cluster.name,
             command=argv.helm_install(
-                cluster, release="cert-manager-istio-csr", chart="cert-manager-istio-csr", repo=pins.JETSTACK_HELM_REPO,
-                version=pins.ISTIO_CSR_CHART_VERSION, namespace=cm_ns,
+                cluster,
+                release="cert-manager-istio-csr",
+                chart="cert-manager-istio-csr",
+                repo=pins.JETSTACK_HELM_REPO,
+                version=pins.ISTIO_CSR_CHART_VERSION,
+                namespace=cm_ns,
             ),
             helm_chart="cert-manager-istio-csr",
             helm_values=istio_csr_helm_values(spec),
@@ -186,11 +204,16 @@ def east_west_gateway_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanSt
             PlanStep(
                 title=f"Create the ambient east-west gateway for {cluster.network}",
                 cluster=cluster.name,
-                manifests=render("multicluster/eastwest-ambient.yaml.j2", namespace=ns, network=cluster.network),
+                manifests=render(
+                    "multicluster/eastwest-ambient.yaml.j2", namespace=ns, network=cluster.network
+                ),
                 wait=[
                     WaitSpec(
-                        api_version="gateway.networking.k8s.io/v1", kind="Gateway", name="istio-eastwestgateway",
-                        namespace=ns, condition="Programmed",
+                        api_version="gateway.networking.k8s.io/v1",
+                        kind="Gateway",
+                        name="istio-eastwestgateway",
+                        namespace=ns,
+                        condition="Programmed",
                     )
                 ],
             )
@@ -204,7 +227,10 @@ def east_west_gateway_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanSt
             wait=[
                 rollout("Deployment", "istio-eastwestgateway", ns),
                 WaitSpec(
-                    api_version="v1", kind="Service", name="istio-eastwestgateway", namespace=ns,
+                    api_version="v1",
+                    kind="Service",
+                    name="istio-eastwestgateway",
+                    namespace=ns,
                     field="status.loadBalancer.ingress",
                 ),
             ],
@@ -218,8 +244,8 @@ def remote_secret_steps(spec: MeshSpec) -> list[PlanStep]:
     for source, target in permutations(spec.clusters, 2):
         create = ["create-remote-secret", f"--name={source.name}"]
         if source.kind is not None:
-            # The kubeconfig points kind at 127.0.0.1; istiod in the other cluster reaches the API server by its
-            # container name on the shared docker network.
+            # The kubeconfig points kind at 127.0.0.1; istiod in the other cluster reaches the API server
+            # by its container name on the shared docker network.
             create.append(f"--server=https://{source.name}-control-plane:6443")
         if spec.platform == "openshift":
             create.append("--create-service-account=false")
@@ -233,8 +259,13 @@ def remote_secret_steps(spec: MeshSpec) -> list[PlanStep]:
                     pipe=True,
                 ),
                 undo_command=argv.kubectl(
-                    target, "delete", "secret", f"istio-remote-secret-{source.name}", "--namespace",
-                    spec.istio_namespace, "--ignore-not-found",
+                    target,
+                    "delete",
+                    "secret",
+                    f"istio-remote-secret-{source.name}",
+                    "--namespace",
+                    spec.istio_namespace,
+                    "--ignore-not-found",
                 ),
             )
         )

@@ -42,7 +42,12 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _ca_cert(
-    subject: x509.Name, key: rsa.RSAPrivateKey, issuer: CaPair | None, *, path_length: int | None, istiod_dns: str | None
+    subject: x509.Name,
+    key: rsa.RSAPrivateKey,
+    issuer: CaPair | None,
+    *,
+    path_length: int | None,
+    istiod_dns: str | None,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -56,8 +61,15 @@ def _ca_cert(
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=True, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -68,13 +80,20 @@ def _ca_cert(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
         )
     if istiod_dns:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(istiod_dns)]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(istiod_dns)]), critical=False
+        )
     return builder.sign(issuer.key if issuer else key, hashes.SHA256())
 
 
 def make_root(organization: str = "Istio") -> CaPair:
     key = _key()
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization), x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Root CA"),
+        ]
+    )
     return CaPair(_ca_cert(name, key, None, path_length=None, istiod_dns=None), key)
 
 

@@ -47,7 +47,7 @@ def condition_true(obj: Obj | None, condition: str, what: str = "object") -> Ver
 
 
 def container_env(workload: Obj, container: str) -> dict[str, str]:
-    """Literal env values of a container in a Deployment/DaemonSet pod template (valueFrom entries skipped)."""
+    """Literal env values of a container in a Deployment/DaemonSet pod template (valueFrom skipped)."""
     spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
     for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         if c.get("name") == container:
@@ -93,7 +93,9 @@ def not_enrolled(pod: Obj) -> Verdict:
     """Neither injected nor redirected: the negative control for an unlabelled namespace."""
     injected, redirected = sidecar_injected(pod), ambient_redirected(pod)
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    enrolled = SIDECAR_STATUS_ANNOTATION in annotations or "istio-proxy" in _proxy_containers(pod) or redirected.ok
+    enrolled = (
+        SIDECAR_STATUS_ANNOTATION in annotations or "istio-proxy" in _proxy_containers(pod) or redirected.ok
+    )
     return Verdict(not enrolled, f"{injected.reason}; {redirected.reason}")
 
 
@@ -101,7 +103,7 @@ _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
 def version_matches(reported: str, requested: str) -> Verdict:
-    """The first x.y.z in `reported` (e.g. `pilot-discovery version -s` output, an image tag) is `requested`."""
+    """The first x.y.z in `reported` (`pilot-discovery version -s` output, an image tag) is `requested`."""
     found = _SEMVER.search(reported or "")
     if not found:
         return Verdict.failed(f"no version in {reported.strip()[:80]!r}")

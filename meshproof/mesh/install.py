@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from meshproof import tools
 from meshproof.checks.verdict import Verdict
 from meshproof.mesh.certs import CACERTS_KIND, CLUSTER_ANNOTATION, GENERATED_ANNOTATION, SharedCa
-from meshproof.mesh.model import CONFIG_FILE, ISTIO_OPERATOR_FILE, STAGES, VALUES_FILE, InstallPlan, PlanStep, Stage, WaitSpec
+from meshproof.mesh.model import (
+    CONFIG_FILE,
+    ISTIO_OPERATOR_FILE,
+    STAGES,
+    VALUES_FILE,
+    InstallPlan,
+    PlanStep,
+    Stage,
+    WaitSpec,
+)
 from meshproof.wait import Timeouts
 
 if TYPE_CHECKING:
@@ -119,8 +128,12 @@ def uninstall(
             meta = doc.get("metadata") or {}
             try:
                 clusters[step.cluster].delete(
-                    str(doc["apiVersion"]), str(doc["kind"]), str(meta["name"]), meta.get("namespace"),
-                    wait=True, timeout=timeouts.install,
+                    str(doc["apiVersion"]),
+                    str(doc["kind"]),
+                    str(meta["name"]),
+                    meta.get("namespace"),
+                    wait=True,
+                    timeout=timeouts.install,
                 )
             except Exception as exc:
                 problems.append(f"{label}: delete {doc.get('kind')} {meta.get('name')}: {_one_line(exc)}")
@@ -160,7 +173,9 @@ def wait_for(cluster: Cluster, spec: WaitSpec, timeouts: Timeouts, say: Progress
     say(f"  waiting up to {budget:.0f}s: {spec.describe()}")
     started = time.monotonic()
     if spec.condition is not None:
-        cluster.wait_for_condition(spec.api_version, spec.kind, spec.name, spec.namespace, spec.condition, timeout=budget)
+        cluster.wait_for_condition(
+            spec.api_version, spec.kind, spec.name, spec.namespace, spec.condition, timeout=budget
+        )
     elif spec.rollout:
         if spec.namespace is None:
             raise ValueError(f"rollout wait on {spec.target} needs a namespace")
@@ -169,8 +184,13 @@ def wait_for(cluster: Cluster, spec: WaitSpec, timeouts: Timeouts, say: Progress
         assert spec.field is not None
         field, equals = spec.field, spec.equals
         cluster.wait_for(
-            spec.api_version, spec.kind, spec.name, spec.namespace,
-            lambda obj: field_satisfied(obj, field, equals), spec.describe(), timeout=budget,
+            spec.api_version,
+            spec.kind,
+            spec.name,
+            spec.namespace,
+            lambda obj: field_satisfied(obj, field, equals),
+            spec.describe(),
+            timeout=budget,
         )
     say(f"  ok after {time.monotonic() - started:.0f}s: {spec.describe()}")
 

@@ -16,7 +16,9 @@ SAIL_API = "sailoperator.io/v1"
 
 
 def rollout(kind: str, name: str, namespace: str) -> WaitSpec:
-    return WaitSpec(api_version="apps/v1", kind=kind, name=name, namespace=namespace, rollout=True, budget="rollout")
+    return WaitSpec(
+        api_version="apps/v1", kind=kind, name=name, namespace=namespace, rollout=True, budget="rollout"
+    )
 
 
 def data_plane_waits(spec: MeshSpec) -> list[WaitSpec]:
@@ -51,7 +53,9 @@ def istioctl_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
         PlanStep(
             title=f"Install Istio {spec.istio_version} with istioctl (profile {profile})",
             cluster=cluster.name,
-            command=argv.istioctl(cluster, "install", "--filename", ISTIO_OPERATOR_FILE, "--skip-confirmation"),
+            command=argv.istioctl(
+                cluster, "install", "--filename", ISTIO_OPERATOR_FILE, "--skip-confirmation"
+            ),
             istio_operator=istio_operator(spec, cluster),
             undo_command=argv.istioctl(cluster, "uninstall", "--purge", "--skip-confirmation"),
             wait=waits,
@@ -63,14 +67,26 @@ def istioctl_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
 
 
 def _istio_chart_step(
-    spec: MeshSpec, cluster: ClusterSpec, *, title: str, release: str, chart: str, namespace: str,
-    chart_values: dict[str, object], wait: list[WaitSpec],
+    spec: MeshSpec,
+    cluster: ClusterSpec,
+    *,
+    title: str,
+    release: str,
+    chart: str,
+    namespace: str,
+    chart_values: dict[str, object],
+    wait: list[WaitSpec],
 ) -> PlanStep:
     return PlanStep(
         title=title,
         cluster=cluster.name,
         command=argv.helm_install(
-            cluster, release=release, chart=chart, repo=pins.ISTIO_HELM_REPO, version=spec.istio_version, namespace=namespace
+            cluster,
+            release=release,
+            chart=chart,
+            repo=pins.ISTIO_HELM_REPO,
+            version=spec.istio_version,
+            namespace=namespace,
         ),
         helm_chart=chart,
         helm_values=chart_values,
@@ -84,12 +100,22 @@ def helm_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
     ns = spec.istio_namespace
     steps = [
         _istio_chart_step(
-            spec, cluster, title="Install the Istio base chart (CRDs)", release="istio-base", chart="base",
-            namespace=ns, chart_values=values.helm_base_values(spec, cluster),
+            spec,
+            cluster,
+            title="Install the Istio base chart (CRDs)",
+            release="istio-base",
+            chart="base",
+            namespace=ns,
+            chart_values=values.helm_base_values(spec, cluster),
             wait=[olm.crd_established("peerauthentications.security.istio.io")],
         ),
         _istio_chart_step(
-            spec, cluster, title="Install the istiod chart", release="istiod", chart="istiod", namespace=ns,
+            spec,
+            cluster,
+            title="Install the istiod chart",
+            release="istiod",
+            chart="istiod",
+            namespace=ns,
             chart_values=values.helm_istiod_values(spec, cluster),
             wait=[rollout("Deployment", spec.istiod_deployment, ns)],
         ),
@@ -97,16 +123,26 @@ def helm_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
     if spec.cni_namespace:
         steps.append(
             _istio_chart_step(
-                spec, cluster, title="Install the istio-cni chart", release="istio-cni", chart="cni",
-                namespace=spec.cni_namespace, chart_values=values.helm_cni_values(spec, cluster),
+                spec,
+                cluster,
+                title="Install the istio-cni chart",
+                release="istio-cni",
+                chart="cni",
+                namespace=spec.cni_namespace,
+                chart_values=values.helm_cni_values(spec, cluster),
                 wait=[rollout("DaemonSet", "istio-cni-node", spec.cni_namespace)],
             )
         )
     if spec.ztunnel_namespace:
         steps.append(
             _istio_chart_step(
-                spec, cluster, title="Install the ztunnel chart", release="ztunnel", chart="ztunnel",
-                namespace=spec.ztunnel_namespace, chart_values=values.helm_ztunnel_values(spec, cluster),
+                spec,
+                cluster,
+                title="Install the ztunnel chart",
+                release="ztunnel",
+                chart="ztunnel",
+                namespace=spec.ztunnel_namespace,
+                chart_values=values.helm_ztunnel_values(spec, cluster),
                 wait=[rollout("DaemonSet", "ztunnel", spec.ztunnel_namespace)],
             )
         )
@@ -127,7 +163,11 @@ def sail_operator_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             title=f"Install the Sail operator {spec.sail.version} (helm)",
             cluster=cluster.name,
             command=argv.helm_install(
-                cluster, release=release, chart="sail-operator", repo=pins.SAIL_HELM_REPO, version=spec.sail.version,
+                cluster,
+                release=release,
+                chart="sail-operator",
+                repo=pins.SAIL_HELM_REPO,
+                version=spec.sail.version,
                 namespace=spec.sail.namespace,
             ),
             helm_chart="sail-operator",
@@ -182,8 +222,16 @@ def sail_ztunnel(spec: MeshSpec, cluster: ClusterSpec) -> dict[str, object]:
 def sail_cr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
     assert spec.sail is not None
     steps = [
-        PlanStep(title="Create the Istio control plane (Istio default)", cluster=cluster.name, manifests=[sail_istio(spec, cluster)]),
-        PlanStep(title="Create the CNI node agent (IstioCNI default)", cluster=cluster.name, manifests=[sail_cni(spec, cluster)]),
+        PlanStep(
+            title="Create the Istio control plane (Istio default)",
+            cluster=cluster.name,
+            manifests=[sail_istio(spec, cluster)],
+        ),
+        PlanStep(
+            title="Create the CNI node agent (IstioCNI default)",
+            cluster=cluster.name,
+            manifests=[sail_cni(spec, cluster)],
+        ),
     ]
     waits = [
         WaitSpec(api_version=SAIL_API, kind="Istio", name="default", condition="Ready"),
@@ -191,10 +239,16 @@ def sail_cr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
     ]
     if spec.ambient:
         steps.append(
-            PlanStep(title="Create ztunnel (ZTunnel default)", cluster=cluster.name, manifests=[sail_ztunnel(spec, cluster)])
+            PlanStep(
+                title="Create ztunnel (ZTunnel default)",
+                cluster=cluster.name,
+                manifests=[sail_ztunnel(spec, cluster)],
+            )
         )
         waits.append(
-            WaitSpec(api_version=spec.sail.ztunnel_api_version, kind="ZTunnel", name="default", condition="Ready")
+            WaitSpec(
+                api_version=spec.sail.ztunnel_api_version, kind="ZTunnel", name="default", condition="Ready"
+            )
         )
     if spec.revision_strategy == "RevisionBased":
         steps.append(
@@ -204,11 +258,17 @@ def sail_cr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
                 manifests=[render_one("sail/revision-tag.yaml.j2", istio_name="default")],
             )
         )
-        waits.append(WaitSpec(api_version=SAIL_API, kind="IstioRevisionTag", name="default", condition="Reconciled"))
+        waits.append(
+            WaitSpec(api_version=SAIL_API, kind="IstioRevisionTag", name="default", condition="Reconciled")
+        )
     # One wait step after all CRs: Istio reports its dependencies (CNI, ztunnel) in its status, so waiting
     # on each CR before creating the next could stall on a dependency not created yet.
     steps.append(
-        PlanStep(title="Wait for the control plane and data plane", cluster=cluster.name, wait=waits + data_plane_waits(spec))
+        PlanStep(
+            title="Wait for the control plane and data plane",
+            cluster=cluster.name,
+            wait=waits + data_plane_waits(spec),
+        )
     )
     return steps
 

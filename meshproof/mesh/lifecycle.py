@@ -87,8 +87,8 @@ def decide_mesh(
         name, rec = sorted(mismatched.items())[0]
         if not disposable:
             raise ProvisionError(
-                f"cluster {name} already has a different meshproof install ({rec.summary}); remove it first or "
-                "rerun with the options it was installed with"
+                f"cluster {name} already has a different meshproof install ({rec.summary}); "
+                "remove it first or rerun with the options it was installed with"
             )
         return MeshDecision("replace", f"cluster {name} had a different install ({rec.summary})", rec)
     if records and all(rec is not None for rec in records.values()):
@@ -96,8 +96,8 @@ def decide_mesh(
     unrecorded_istio = sorted(name for name, has in foreign.items() if has and records.get(name) is None)
     if unrecorded_istio and not disposable:
         raise ProvisionError(
-            f"cluster {unrecorded_istio[0]} already runs an Istio control plane that meshproof did not install; "
-            "use a cluster without Istio, or --provider kind"
+            f"cluster {unrecorded_istio[0]} already runs an Istio control plane that meshproof did not "
+            "install; use a cluster without Istio, or --provider kind"
         )
     return MeshDecision("install", "no complete meshproof install recorded")
 
@@ -133,7 +133,12 @@ class Provisioner:
         return RunOnce(self.shared_dir, key, lock_timeout=budget)
 
     def _common(self) -> dict[str, Any]:
-        return {"timeouts": self.timeouts, "kubeconfig": self.cfg.kubeconfig, "progress": self.progress, "runner": self.runner}
+        return {
+            "timeouts": self.timeouts,
+            "kubeconfig": self.cfg.kubeconfig,
+            "progress": self.progress,
+            "runner": self.runner,
+        }
 
     # --- clusters ---------------------------------------------------------------------------------
 
@@ -190,9 +195,13 @@ class Provisioner:
         created = set(cluster_state.get("executed") or [])
         problems: list[str] = []
         if mesh_state.get("installed") and not self._clusters_go_away(created):
-            problems += self.undo(self.plan, self.clusters, stages=("mesh",), only=set(mesh_state["executed"]), **self._common())
+            problems += self.undo(
+                self.plan, self.clusters, stages=("mesh",), only=set(mesh_state["executed"]), **self._common()
+            )
         if created:
-            problems += self.undo(self.plan, self.clusters, stages=("cluster", "platform"), only=created, **self._common())
+            problems += self.undo(
+                self.plan, self.clusters, stages=("cluster", "platform"), only=created, **self._common()
+            )
         self.clusters.close()
         return problems
 
@@ -201,7 +210,10 @@ class Provisioner:
         create_steps = {
             step.cluster
             for index, step in self.plan.steps_in("cluster")
-            if index in created and step.undo_command and step.command and step.command[:3] == ["kind", "create", "cluster"]
+            if index in created
+            and step.undo_command
+            and step.command
+            and step.command[:3] == ["kind", "create", "cluster"]
         }
         return all(c.name in create_steps for c in self.spec.clusters)
 

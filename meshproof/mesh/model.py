@@ -52,7 +52,9 @@ class WaitSpec(BaseModel):
     def _exactly_one_rule(self) -> WaitSpec:
         rules = [self.condition is not None, self.rollout, self.field is not None]
         if sum(rules) != 1:
-            raise ValueError(f"wait on {self.kind}/{self.name}: give exactly one of condition, rollout, field")
+            raise ValueError(
+                f"wait on {self.kind}/{self.name}: give exactly one of condition, rollout, field"
+            )
         if self.equals is not None and self.field is None:
             raise ValueError(f"wait on {self.kind}/{self.name}: equals needs field")
         return self
@@ -75,7 +77,15 @@ class WaitSpec(BaseModel):
         ctx = ["--context", context] if context else []
         ns = ["--namespace", self.namespace] if self.namespace else []
         if self.rollout:
-            return ["kubectl", *ctx, "rollout", "status", f"{self.kind.lower()}/{self.name}", *ns, f"--timeout={timeout}"]
+            return [
+                "kubectl",
+                *ctx,
+                "rollout",
+                "status",
+                f"{self.kind.lower()}/{self.name}",
+                *ns,
+                f"--timeout={timeout}",
+            ]
         if self.condition is not None:
             how = f"--for=condition={self.condition}"
         else:
@@ -170,11 +180,15 @@ class InstallPlan(BaseModel):
         if self.prerequisites:
             out.append("# checked on the cluster before the first step:")
             out.extend(f"#   - {p}" for p in self.prerequisites)
-        out.append(f"# {VALUES_FILE}, {ISTIO_OPERATOR_FILE} and {CONFIG_FILE} name the document shown below a command.")
+        out.append(
+            f"# {VALUES_FILE}, {ISTIO_OPERATOR_FILE} and {CONFIG_FILE} name the document below a command."
+        )
         width = _index_width(len(self.steps))
         for number, step in enumerate(self.steps, start=1):
             out.append("")
-            out.append(f"== {number:0{width}d}. {step.title}  [cluster {step.cluster}, stage {step.stage}] ==")
+            out.append(
+                f"== {number:0{width}d}. {step.title}  [cluster {step.cluster}, stage {step.stage}] =="
+            )
             if step.skip_if:
                 out.append(f"skip when this succeeds: {shlex.join(step.skip_if)}")
             if step.command:
@@ -217,7 +231,10 @@ class InstallPlan(BaseModel):
 
     def _write_step(self, directory: Path, stem: str, step: PlanStep) -> list[Path]:
         context = self.context_of(step.cluster)
-        header = [f"# {stem}: {step.title}", f"# cluster {step.cluster} (context {context or 'current'}), stage {step.stage}"]
+        header = [
+            f"# {stem}: {step.title}",
+            f"# cluster {step.cluster} (context {context or 'current'}), stage {step.stage}",
+        ]
         if step.manifests:
             path = directory / f"{stem}.yaml"
             lines = header + [f"# then wait: {w.describe()}" for w in step.wait]
@@ -235,7 +252,9 @@ class InstallPlan(BaseModel):
             command = [doc_path.name if part == placeholder else part for part in command]
         script = ["#!/bin/sh", *header, "set -eu", 'cd "$(dirname "$0")"']
         if step.skip_if:
-            script.append(f'if {shlex.join(step.skip_if)} >/dev/null 2>&1; then echo "already done: {stem}"; exit 0; fi')
+            script.append(
+                f'if {shlex.join(step.skip_if)} >/dev/null 2>&1; then echo "already done: {stem}"; exit 0; fi'
+            )
         if command:
             script.append(shlex.join(command))
         script.extend(shlex.join(w.kubectl_command(context)) for w in step.wait)
@@ -250,12 +269,18 @@ def _index_width(count: int) -> int:
     return max(2, len(str(count)))
 
 
+# libyaml when available (same output as the pure-Python dumper for these plain documents, much faster).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _dump_yaml(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120)
+    return yaml.dump(doc, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=120)
 
 
 def _dump_all(docs: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=120, explicit_start=True)
+    return yaml.dump_all(
+        docs, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=120, explicit_start=True
+    )
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

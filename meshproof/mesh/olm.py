@@ -47,7 +47,13 @@ def subscription(
 
 
 def crd_established(name: str) -> WaitSpec:
-    return WaitSpec(api_version=CRD_API, kind="CustomResourceDefinition", name=name, condition="Established", budget="crd_established")
+    return WaitSpec(
+        api_version=CRD_API,
+        kind="CustomResourceDefinition",
+        name=name,
+        condition="Established",
+        budget="crd_established",
+    )
 
 
 def ossm_csv_name(spec: MeshSpec) -> str:
@@ -60,7 +66,11 @@ def ossm_operator_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
     ns = pins.OSSM_OPERATOR_NAMESPACE
     csv = ossm_csv_name(spec)
     sub = subscription(
-        package=pins.OSSM_PACKAGE, namespace=ns, channel=pins.OSSM_CHANNEL, approval="Manual", starting_csv=csv
+        package=pins.OSSM_PACKAGE,
+        namespace=ns,
+        channel=pins.OSSM_CHANNEL,
+        approval="Manual",
+        starting_csv=csv,
     )
     return [
         PlanStep(
@@ -82,7 +92,9 @@ def ossm_operator_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             cluster=cluster.name,
             command=approve_install_plan(cluster, namespace=ns, subscription_name=pins.OSSM_PACKAGE),
             # Deleting the Subscription (manifest undo) leaves the CSV behind; OLM needs both gone.
-            undo_command=argv.kubectl(cluster, "delete", "clusterserviceversion", csv, "--namespace", ns, "--ignore-not-found"),
+            undo_command=argv.kubectl(
+                cluster, "delete", "clusterserviceversion", csv, "--namespace", ns, "--ignore-not-found"
+            ),
             wait=[
                 WaitSpec(
                     api_version=SUBSCRIPTION_API,
@@ -119,7 +131,15 @@ def approve_install_plan(cluster: ClusterSpec, *, namespace: str, subscription_n
         "jsonpath={.status.installPlanRef.name}",
     )
     patch = argv.kubectl(
-        cluster, "patch", "installplan", "--namespace", namespace, "--type", "merge", "--patch", '{"spec":{"approved":true}}'
+        cluster,
+        "patch",
+        "installplan",
+        "--namespace",
+        namespace,
+        "--type",
+        "merge",
+        "--patch",
+        '{"spec":{"approved":true}}',
     )
     return ["sh", "-c", f'set -eu; plan="$({shlex.join(get)})"; {shlex.join(patch)} "$plan"']
 
@@ -135,7 +155,7 @@ def cert_manager_operator_steps(cluster: ClusterSpec) -> list[PlanStep]:
             namespace=ns,
             channel=pins.OCP_CERT_MANAGER_CHANNEL,
             approval="Automatic",
-            # Needed on operator versions where IstioCSR is still gated; harmless where it is GA (§6.1 step 2).
+            # Needed where IstioCSR is still gated; harmless where it is GA (istio-facts §6.1 step 2).
             env=[{"name": "UNSUPPORTED_ADDON_FEATURES", "value": "IstioCSR=true"}],
         ),
     ]

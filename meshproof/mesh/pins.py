@@ -58,9 +58,7 @@ UPSTREAM_SAIL_FOR_ISTIO: dict[str, SailRelease] = {
 # --- Gateway API and the inference extension --------------------------------------------------------
 
 GATEWAY_API_VERSION = "v1.3.0"  # the Gateway API release Istio 1.27 implements
-GATEWAY_API_CRDS_URL = (
-    f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
-)
+GATEWAY_API_CRDS_URL = f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
 
 
 @dataclass(frozen=True)

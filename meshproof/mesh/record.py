@@ -32,7 +32,7 @@ class InstallRecord:
         return self.fingerprint == spec.fingerprint()
 
     def spec(self, contexts: Mapping[str, str | None]) -> MeshSpec:
-        """The recorded spec, with kube contexts (not part of the record) taken from `contexts` by cluster name."""
+        """The recorded spec; kube contexts (not part of the record) come from `contexts` by cluster name."""
         recorded = MeshSpec.model_validate_json(self.spec_json)
         clusters = tuple(c.model_copy(update={"context": contexts.get(c.name)}) for c in recorded.clusters)
         return recorded.model_copy(update={"clusters": clusters})

@@ -115,7 +115,9 @@ class MeshSpec(BaseModel):
         build: Build = "ossm" if (cfg.installer == "sail" and cfg.provider == "openshift") else "upstream"
         sail = _sail_operator(cfg) if cfg.installer == "sail" else None
         cni_ns, ztunnel_ns = _node_agent_namespaces(cfg, platform)
-        gie = (pins.GIE_OSSM if build == "ossm" else pins.GIE_UPSTREAM) if Feature.GIE in cfg.features else None
+        gie = (
+            (pins.GIE_OSSM if build == "ossm" else pins.GIE_UPSTREAM) if Feature.GIE in cfg.features else None
+        )
         return cls(
             provider=cfg.provider,
             mode=cfg.mode,
@@ -263,7 +265,8 @@ def _refuse_sail(cfg: RunConfig) -> None:
 def _refuse_multicluster(cfg: RunConfig) -> None:
     if cfg.provider != "kind" and len(cfg.contexts) < 2:
         raise UnsupportedCombination(
-            f"--features multicluster on --provider {cfg.provider} needs two --context values, one per cluster"
+            f"--features multicluster on --provider {cfg.provider} needs two --context values, "
+            "one per cluster"
         )
     if cfg.mode == "ambient" and cfg.installer == "sail" and cfg.provider == "openshift":
         # istio-facts §8.1: Technology Preview only from OSSM 3.3

@@ -69,7 +69,8 @@ def summary_line(comparison: Comparison) -> str:
         more = f" (+{len(regressions) - 5} more)" if len(regressions) > 5 else ""
         return f"REGRESSION beyond {t.threshold_pct:g}%: {names}{more}"
     judged = sum(1 for r in comparison.rows if r.verdict is not Verdict.NOT_JUDGED)
-    return f"no regression beyond {t.threshold_pct:g}% ({judged} metrics judged, {len(comparison.rows) - judged} not judged)"
+    not_judged = len(comparison.rows) - judged
+    return f"no regression beyond {t.threshold_pct:g}% ({judged} metrics judged, {not_judged} not judged)"
 
 
 def markdown(comparison: Comparison) -> str:
@@ -148,7 +149,9 @@ def write_comparison(comparison: Comparison, directory: Path) -> tuple[Path, Pat
     md_path = directory / COMPARISON_MD
     json_path = directory / COMPARISON_JSON
     md_path.write_text(markdown(comparison), encoding="utf-8")
-    json_path.write_text(json.dumps(_finite(to_json(comparison)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    json_path.write_text(
+        json.dumps(_finite(to_json(comparison)), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     return md_path, json_path
 
 

@@ -13,11 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from meshproof.bench.analysis import CellSummary, ResourceCost  # noqa: E402
-from meshproof.bench.model import ARM_NAMES, REPORTED_PERCENTILES, percentile_key  # noqa: E402
+from meshproof.bench.analysis import CellSummary, ResourceCost
+from meshproof.bench.model import ARM_NAMES, REPORTED_PERCENTILES, percentile_key
 
 ARM_COLOURS = {"no-mesh": "#4d4d4d", "sidecar": "#d95f02", "ambient": "#1b9e77", "waypoint": "#7570b3"}
 
@@ -83,7 +83,7 @@ def _sweep(summaries: Sequence[CellSummary], scenario: str) -> list[CellSummary]
 
 
 def latency_vs(summaries: Sequence[CellSummary], scenario: str) -> bytes | None:
-    """p50 and p99 against QPS (scenario "qps-sweep") or connections ("connection-sweep"), one line per arm."""
+    """p50 and p99 against QPS ("qps-sweep") or connections ("connection-sweep"), one line per arm."""
     cells = _sweep(summaries, scenario)
     by_qps = scenario == "qps-sweep"
     axis_values = {(s.cell.requested_qps if by_qps else s.cell.connections) for s in cells}
@@ -97,8 +97,13 @@ def latency_vs(summaries: Sequence[CellSummary], scenario: str) -> bytes | None:
         )
         xs = [(s.cell.requested_qps if by_qps else s.cell.connections) for s in mine]
         for ax, key in zip(axes, ("p50", "p99"), strict=True):
-            ax.plot(xs, [s.percentiles_ms.get(key, float("nan")) for s in mine], marker="o", label=arm,
-                    color=ARM_COLOURS.get(arm))
+            ax.plot(
+                xs,
+                [s.percentiles_ms.get(key, float("nan")) for s in mine],
+                marker="o",
+                label=arm,
+                color=ARM_COLOURS.get(arm),
+            )
     for ax, key in zip(axes, ("p50", "p99"), strict=True):
         ax.set_xlabel("requested QPS" if by_qps else "connections")
         ax.set_ylabel(f"{key} latency (ms)")

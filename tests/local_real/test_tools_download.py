@@ -1,9 +1,11 @@
 """install_tool against a real HTTP server on 127.0.0.1 serving archives built here.
 
 The archives hold a tiny shell script standing in for the tool; the test ToolSpecs carry the sums of
-those archives, so the full path runs for real: HTTP download, SHA-256 check, extraction, chmod,
-atomic rename, file lock. What this cannot prove: that the real upstream hosts still serve the
-pinned files (no internet here), or TLS behaviour of those hosts.
+those archives (or, for the publisher-checksum fallback, the server serves `<asset>.sha256` next to the
+archive), so the full path runs for real: HTTP download, checksum-file parsing, SHA-256 check,
+extraction, chmod, atomic rename, file lock. What this cannot prove: that the real upstream hosts still
+serve the pinned files or istio's `.sha256` files in the format its release builder writes (no internet
+here), or TLS behaviour of those hosts.
 """
 
 from __future__ import annotations
@@ -111,20 +113,26 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make_spec(kind: str, body: bytes, *, sha256: str | None = None) -> tuple[dict[str, ToolSpec], str]:
-    """A one-tool table serving `body`; returns it and the URL path the installer will request."""
+def make_spec(
+    kind: str, body: bytes, *, sha256: str | None = None, publisher: bool = False, pinned: bool = True
+) -> tuple[dict[str, ToolSpec], str]:
+    """A one-tool table serving `body`; returns it and the URL path the installer will request.
+
+    `publisher=True`: no pinned sum, the publisher's `<asset>.sha256` is used. `pinned=False` without
+    `publisher`: no sum at all (must be refused).
+    """
     suffix = {"raw": "", "tar.gz": ".tar.gz", "zip": ".zip"}[kind]
     member = None if kind == "raw" else "faketool-{version}/bin/faketool"
+    pin = None if publisher or not pinned else (sha256 or sha(body))
     spec = ToolSpec(
         name="faketool",
         version="1.2.3",
         version_args=("--version",),
         version_regex=r"faketool v(\d+\.\d+\.\d+)",
         policy=VersionPolicy.EXACT,
-        assets={
-            LINUX_AMD64: Asset(UPSTREAM + suffix, sha256 or sha(body), "built by this test", kind, member)
-        },  # type: ignore[arg-type]
+        assets={LINUX_AMD64: Asset(UPSTREAM + suffix, pin, "built by this test", kind, member)},  # type: ignore[arg-type]
         manual_install="build it yourself",
+        publisher_checksum_suffix=".sha256" if publisher else None,
     )
     path = "/releases/v1.2.3/faketool-linux-amd64" + suffix
     return {"faketool": spec}, path
@@ -145,7 +153,14 @@ def leftovers(cache: Path) -> list[str]:
     )
 
 
-def install(specs: dict[str, ToolSpec], cache: Path, server: Server, *, offline: bool = False) -> Path:
+def install(
+    specs: dict[str, ToolSpec],
+    cache: Path,
+    server: Server,
+    *,
+    offline: bool = False,
+    notes: list[str] | None = None,
+) -> Path:
     return tools.install_tool(
         "faketool",
         cache_dir=cache,
@@ -153,6 +168,7 @@ def install(specs: dict[str, ToolSpec], cache: Path, server: Server, *, offline:
         base_url_override=server.url,
         specs=specs,
         platform=LINUX_AMD64,
+        note=notes.append if notes is not None else None,
     )
 
 
@@ -265,11 +281,17 @@ def test_concurrent_installs_download_once(server: Server, tmp_path: Path) -> No
     assert server.requests == [path]  # the lock made the others find the finished install
 
 
-def test_pinned_tool_without_a_citable_sum_is_never_downloaded(server: Server, tmp_path: Path) -> None:
+def test_a_tool_without_pin_or_publisher_file_is_never_downloaded(server: Server, tmp_path: Path) -> None:
+    specs, path = make_spec("tar.gz", archive_for("tar.gz"), pinned=False)
+    server.routes[path] = Route(archive_for("tar.gz"))
+    server.routes[path + ".sha256"] = Route(
+        f"{sha(archive_for('tar.gz'))} faketool-linux-amd64.tar.gz\n".encode()
+    )
+    # the checksum file exists on the server, but this tool did not opt in to trusting it
     with pytest.raises(
-        tools.NoPinnedDownload, match=re.escape("no citable SHA-256 is pinned for istioctl 1.27.9")
+        tools.NoPinnedDownload, match=re.escape("no citable SHA-256 is pinned for faketool 1.2.3")
     ):
-        tools.install_tool("istioctl", cache_dir=tmp_path, offline=False, base_url_override=server.url)
+        install(specs, tmp_path, server)
     with pytest.raises(
         tools.NoPinnedDownload, match=re.escape("no pinned download of fortio 1.75.1 for darwin/arm64")
     ):
@@ -338,3 +360,191 @@ def test_cli_install_from_a_mirror_and_list(
 def test_cli_install_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["tools", "install", "kubeclt"]) == 2
     assert "unknown tool(s) kubeclt" in capsys.readouterr().err
+
+
+# --- the publisher-checksum fallback (no pinned sum; the publisher's <asset>.sha256 is used) ---------------
+
+PUB_ASSET = "faketool-linux-amd64.tar.gz"
+
+
+def publisher_setup(server: Server, checksum: bytes | None = None) -> tuple[dict[str, ToolSpec], str, str]:
+    """A publisher-checksum tool whose archive is served; the checksum file too unless `checksum` is b""."""
+    body = archive_for("tar.gz")
+    specs, path = make_spec("tar.gz", body, publisher=True)
+    server.routes[path] = Route(body)
+    # istio's release builder writes `fmt.Sprintf("%x %s\n", sha, path.Base(src))`: one space
+    content = f"{sha(body)} {PUB_ASSET}\n".encode() if checksum is None else checksum
+    if content:
+        server.routes[path + ".sha256"] = Route(content)
+    return specs, path, path + ".sha256"
+
+
+def test_publisher_checksum_install_succeeds_and_says_the_sum_is_not_pinned(
+    server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    specs, path, checksum_path = publisher_setup(server)
+    notes: list[str] = []
+    target = install(specs, tmp_path, server, notes=notes)
+    assert tools.run([str(target)], timeout=10).stdout == "faketool v1.2.3 linux/amd64\n"
+    assert leftovers(tmp_path) == ["bin/faketool"]
+    assert server.requests == [checksum_path, path]  # the sum is known before the archive is fetched
+    assert len(notes) == 1
+    assert f"publisher's checksum file {server.url}{checksum_path}, not pinned in meshproof" in notes[0]
+    assert "same origin" in notes[0]
+    assert any(
+        r.levelname == "WARNING" and "not pinned in meshproof" in r.getMessage() for r in caplog.records
+    )
+    # already installed: no download, and no note either (nothing was verified this time)
+    assert install(specs, tmp_path, server, notes=notes) == target
+    assert len(notes) == 1 and server.requests == [checksum_path, path]
+
+
+def test_publisher_checksum_with_a_wrong_sum_is_refused_and_leaves_nothing(
+    server: Server, tmp_path: Path
+) -> None:
+    forged = f"{sha(b'some other archive')} {PUB_ASSET}\n".encode()
+    specs, path, checksum_path = publisher_setup(server, forged)
+    notes: list[str] = []
+    with pytest.raises(tools.ChecksumMismatch) as info:
+        install(specs, tmp_path, server, notes=notes)
+    message = str(info.value)
+    assert f"got sha256 {sha(archive_for('tar.gz'))}" in message
+    assert (
+        f"the publisher's checksum file {server.url}{checksum_path} says {sha(b'some other archive')}"
+        in message
+    )
+    assert "\n" not in message
+    assert leftovers(tmp_path) == []
+    assert server.requests == [checksum_path, path]  # it really downloaded the archive, then refused it
+    assert notes == []
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (
+            b"not-a-sha256 faketool-linux-amd64.tar.gz\n",
+            "is not one '<64 hex digits> faketool-linux-amd64.tar.gz'",
+        ),
+        # a sum for another platform's asset
+        (
+            f"{'ab' * 32} faketool-darwin-arm64.tar.gz\n".encode(),
+            "is for 'faketool-darwin-arm64.tar.gz', not",
+        ),
+        (b"<html><body>rate limited</body></html>\n", "starts '<html><body>rate limited"),
+        ((f"{'ab' * 32} {PUB_ASSET}\n" * 40).encode(), "larger than 1024 bytes"),
+    ],
+    ids=["not-hex", "wrong-file-name", "html-page", "oversized"],
+)
+def test_malformed_publisher_checksum_file_is_refused_before_the_archive(
+    content: bytes, why: str, server: Server, tmp_path: Path
+) -> None:
+    specs, _, checksum_path = publisher_setup(server, content)
+    with pytest.raises(tools.ChecksumFileInvalid, match=re.escape(why)) as info:
+        install(specs, tmp_path, server)
+    assert "\n" not in str(info.value)
+    assert server.requests == [checksum_path]  # the archive was never fetched
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_publisher_checksum_file_is_refused_in_one_line(server: Server, tmp_path: Path) -> None:
+    specs, _, checksum_path = publisher_setup(server, b"")  # the archive is there, its .sha256 is not
+    with pytest.raises(tools.ChecksumUnavailable) as info:
+        install(specs, tmp_path, server)
+    message = str(info.value)
+    assert message == (
+        "could not fetch the publisher's checksum file for faketool 1.2.3 (download of "
+        f"{server.url}{checksum_path} failed: HTTP 404 Not Found), so the archive is not downloaded "
+        "unverified; try again, or build it yourself"
+    )
+    assert server.requests == [checksum_path]
+    assert leftovers(tmp_path) == []
+
+
+def test_interrupted_publisher_checksum_file_is_refused(server: Server, tmp_path: Path) -> None:
+    specs, _, checksum_path = publisher_setup(server)
+    server.routes[checksum_path].mode = "truncate"
+    with pytest.raises(tools.ChecksumUnavailable, match="was interrupted after"):
+        install(specs, tmp_path, server)
+    assert server.requests == [checksum_path]
+    assert leftovers(tmp_path) == []
+
+
+def test_publisher_checksum_tool_offline_is_refused_without_any_request(
+    server: Server, tmp_path: Path
+) -> None:
+    specs, _, _ = publisher_setup(server)
+    with pytest.raises(tools.OfflineRefused, match=re.escape("offline: not downloading faketool 1.2.3")):
+        install(specs, tmp_path, server, offline=True)
+    assert server.requests == []
+    assert leftovers(tmp_path) == []
+
+
+# --- the real istioctl entry, served from a local mirror ----------------------------------------------------
+
+ISTIOCTL_PATH = "/istio/istio/releases/download/1.27.9/istioctl-1.27.9-linux-amd64.tar.gz"
+FAKE_ISTIOCTL = b'#!/bin/sh\necho "client version: 1.27.9"\n'
+
+
+def serve_fake_istioctl(server: Server) -> bytes:
+    """A stand-in istioctl archive laid out like istio's (binary at the top) plus its .sha256."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("istioctl")
+        info.size = len(FAKE_ISTIOCTL)
+        info.mode = 0o755
+        tar.addfile(info, io.BytesIO(FAKE_ISTIOCTL))
+    body = buf.getvalue()
+    server.routes[ISTIOCTL_PATH] = Route(body)
+    server.routes[ISTIOCTL_PATH + ".sha256"] = Route(
+        f"{sha(body)} istioctl-1.27.9-linux-amd64.tar.gz\n".encode()
+    )
+    return body
+
+
+def test_real_istioctl_entry_is_verified_against_the_sha256_next_to_it(
+    server: Server, tmp_path: Path
+) -> None:
+    """The pinned table's istioctl URL, member path and suffix line up with istio's release layout."""
+    serve_fake_istioctl(server)
+    target = tools.install_tool(
+        "istioctl", cache_dir=tmp_path, offline=False, base_url_override=server.url, platform=LINUX_AMD64
+    )
+    assert tools.PINNED["istioctl"].parse_version(tools.run([str(target)], timeout=10).stdout) == "1.27.9"
+    assert server.requests == [ISTIOCTL_PATH + ".sha256", ISTIOCTL_PATH]
+
+
+def test_real_istioctl_with_a_tampered_archive_is_refused(server: Server, tmp_path: Path) -> None:
+    serve_fake_istioctl(server)
+    server.routes[ISTIOCTL_PATH] = Route(tar_gz("istioctl", b"#!/bin/sh\necho evil\n"))
+    with pytest.raises(tools.ChecksumMismatch, match=r"the publisher's checksum file \S+\.sha256 says"):
+        tools.install_tool(
+            "istioctl", cache_dir=tmp_path, offline=False, base_url_override=server.url, platform=LINUX_AMD64
+        )
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_installs_istioctl_from_a_mirror_with_a_note_and_lists_the_verification(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve_fake_istioctl(server)
+    monkeypatch.setattr(tools, "current_platform", lambda *a: LINUX_AMD64)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv(tools.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv("MESHPROOF_OFFLINE", raising=False)
+
+    assert run_cli(["tools", "install", "istioctl", "--mirror", server.url]) == 0
+    captured = capsys.readouterr()
+    assert f"istioctl 1.27.9: {tmp_path / 'bin' / 'istioctl'}" in captured.out
+    assert "note: istioctl 1.27.9: SHA-256 taken from the publisher's checksum file" in captured.err
+    assert "not pinned in meshproof" in captured.err
+
+    assert run_cli(["tools", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    cells = {row[0]: row for row in (re.split(r"\s{2,}", line.strip()) for line in listing)}
+    assert cells["istioctl"][-2:] == ["ok", "publisher .sha256 (not pinned)"]
+    assert cells["kubectl"][-2:] == ["missing", "pinned sha256"]
+    assert cells["fortio"][-1] == "pinned sha256"  # linux/amd64 has a pinned fortio archive
+    assert any(
+        line.startswith("publisher .sha256 (not pinned): the SHA-256 is read at install") for line in listing
+    )

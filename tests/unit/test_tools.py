@@ -7,6 +7,7 @@ the pinned sums (this machine cannot reach the download hosts).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from meshproof.tools import (
     LINUX_AMD64,
     LINUX_ARM64,
     PINNED,
+    Verification,
     VersionPolicy,
 )
 
@@ -184,13 +186,103 @@ def test_pinned_kubectl_fits_every_kind_node_image() -> None:
     assert f":v{PINNED['kubectl'].version.rsplit('.', 1)[0]}." in default  # same minor as the default nodes
 
 
-def test_installable_platforms_are_the_ones_with_cited_sums() -> None:
-    assert all(PINNED["kind"].installable_on(p) for p in ALL_PLATFORMS)
-    assert all(PINNED["kubectl"].installable_on(p) for p in ALL_PLATFORMS)
-    assert all(PINNED["helm"].installable_on(p) for p in ALL_PLATFORMS)
-    assert PINNED["fortio"].installable_on(LINUX_AMD64) and PINNED["fortio"].installable_on(LINUX_ARM64)
-    assert not PINNED["fortio"].installable_on(DARWIN_ARM64)  # fortio ships no darwin archive
-    assert not any(PINNED["istioctl"].installable_on(p) for p in ALL_PLATFORMS)  # no citable sum found
+def test_verification_kind_per_tool_and_platform() -> None:
+    for name in ("kind", "kubectl", "helm"):
+        assert {PINNED[name].verification_for(p) for p in ALL_PLATFORMS} == {Verification.PINNED}
+    assert PINNED["fortio"].verification_for(LINUX_AMD64) is Verification.PINNED
+    assert PINNED["fortio"].verification_for(LINUX_ARM64) is Verification.PINNED
+    # fortio ships no darwin archive
+    assert PINNED["fortio"].verification_for(DARWIN_ARM64) is Verification.NO_DOWNLOAD
+    assert not PINNED["fortio"].installable_on(DARWIN_ARM64)
+    # no citable istioctl 1.27.9 sum: istio's own <asset>.sha256 is used, on every platform
+    assert {PINNED["istioctl"].verification_for(p) for p in ALL_PLATFORMS} == {Verification.PUBLISHER_FILE}
+    assert all(PINNED["istioctl"].installable_on(p) for p in ALL_PLATFORMS)
+
+
+def test_only_istioctl_relies_on_a_publisher_checksum_file() -> None:
+    # The weaker fallback is opt-in: every other pinned tool must keep refusing an asset without a pin.
+    opted_in = sorted(n for n, s in PINNED.items() if s.publisher_checksum_suffix)
+    assert opted_in == ["istioctl"]
+
+
+def test_an_asset_without_pin_or_publisher_file_is_refused() -> None:
+    asset = tools.Asset("https://example.invalid/x-{version}", None, "no sum anywhere")
+    spec = tools.ToolSpec(
+        "x", "1.0.0", ("--version",), r"(\d+\.\d+\.\d+)", VersionPolicy.EXACT, {LINUX_AMD64: asset}
+    )
+    assert spec.verification_for(LINUX_AMD64) is Verification.REFUSED
+    assert not spec.installable_on(LINUX_AMD64)
+    with_file = dataclasses.replace(spec, publisher_checksum_suffix=".sha256")
+    assert with_file.verification_for(LINUX_AMD64) is Verification.PUBLISHER_FILE
+    # a pin always wins over the publisher's file
+    pinned = dataclasses.replace(with_file, assets={LINUX_AMD64: dataclasses.replace(asset, sha256="0" * 64)})
+    assert pinned.verification_for(LINUX_AMD64) is Verification.PINNED
+
+
+def test_istioctl_checksum_file_sits_next_to_the_archive() -> None:
+    istioctl = PINNED["istioctl"]
+    assert istioctl.checksum_url_for(DARWIN_ARM64) == (
+        "https://github.com/istio/istio/releases/download/1.27.9/istioctl-1.27.9-osx-arm64.tar.gz.sha256"
+    )
+    assert istioctl.asset_file_name(LINUX_ARM64) == "istioctl-1.27.9-linux-arm64.tar.gz"
+    assert istioctl.asset_file_name(DARWIN_AMD64) == "istioctl-1.27.9-osx.tar.gz"
+    assert istioctl.checksum_url_for(LINUX_AMD64, "http://127.0.0.1:9/m") == (
+        "http://127.0.0.1:9/m/istio/istio/releases/download/1.27.9/istioctl-1.27.9-linux-amd64.tar.gz.sha256"
+    )
+    with pytest.raises(tools.InstallError, match="kind has no publisher checksum file"):
+        PINNED["kind"].checksum_url_for(LINUX_AMD64)
+
+
+# --- publisher checksum files ------------------------------------------------------------------------------
+
+ASSET = "istioctl-1.27.9-linux-amd64.tar.gz"
+HEX = "3f2a" * 16
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"{HEX} {ASSET}\n",  # istio's release builder: fmt.Sprintf("%x %s\n", ...)
+        f"{HEX}  {ASSET}\n",  # sha256sum text mode
+        f"{HEX} *{ASSET}\n",  # sha256sum binary mode
+        f"{HEX}  {ASSET}",  # no trailing newline
+        f"{HEX}  {ASSET}\r\n",  # written on Windows
+        f"{HEX.upper()} {ASSET}\n",  # upper-case hex is the same sum
+    ],
+)
+def test_checksum_file_shapes_that_are_accepted(content: str) -> None:
+    assert tools.parse_checksum_file(content.encode(), ASSET, source="s") == HEX
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (f"{HEX[:-1]} {ASSET}\n", "not one '<64 hex digits> istioctl"),  # 63 digits
+        (f"{HEX}0 {ASSET}\n", "not one '<64 hex digits>"),  # 65 digits
+        (f"{HEX[:-1]}g {ASSET}\n", "not one '<64 hex digits>"),  # not hex
+        (f"{HEX}\n", "not one '<64 hex digits>"),  # no file name
+        (f"{HEX}   {ASSET}\n", "not one '<64 hex digits>"),  # three spaces: no known tool writes that
+        (f"{HEX} {ASSET}\n{HEX} other.tar.gz\n", "not one '<64 hex digits>"),  # more than one line
+        (f"{HEX} {ASSET}\n\n", "not one '<64 hex digits>"),
+        ("", "not one '<64 hex digits>"),
+        ("<!DOCTYPE html><html><body>Not Found</body></html>\n", "starts '<!DOCTYPE html>"),
+        (f"{HEX} istioctl-1.27.9-linux-arm64.tar.gz\n", "is for 'istioctl-1.27.9-linux-arm64.tar.gz', not"),
+        (f"{HEX} istioctl-1.27.8-linux-amd64.tar.gz\n", "is for 'istioctl-1.27.8-linux-amd64.tar.gz'"),
+        (f"{HEX} out/{ASSET}\n", "not one '<64 hex digits>"),  # a path, not the bare file name
+    ],
+)
+def test_checksum_file_shapes_that_are_refused(content: str, why: str) -> None:
+    with pytest.raises(tools.ChecksumFileInvalid, match=re.escape(why)) as info:
+        tools.parse_checksum_file(content.encode(), ASSET, source="https://x/y.sha256")
+    assert "\n" not in str(info.value) and "https://x/y.sha256" in str(info.value)
+
+
+def test_checksum_file_that_is_not_ascii_or_too_big_is_refused() -> None:
+    with pytest.raises(tools.ChecksumFileInvalid, match="not ASCII text"):
+        tools.parse_checksum_file(f"{HEX} {ASSET}\u00a0\n".encode(), ASSET, source="s")
+    padded = f"{HEX} {ASSET}\n".encode() + b" " * tools.CHECKSUM_FILE_MAX_BYTES
+    with pytest.raises(tools.ChecksumFileInvalid, match="larger than 1024 bytes"):
+        tools.parse_checksum_file(padded, ASSET, source="s")
 
 
 def test_urls_are_built_per_platform_and_a_mirror_keeps_the_upstream_path() -> None:
@@ -212,7 +304,12 @@ def test_install_hints() -> None:
     assert tools.install_hint("fortio", DARWIN_ARM64).startswith(
         "get it with `go install fortio.org/fortio@v"
     )
-    assert "ISTIO_VERSION=1.27.9" in tools.install_hint("istioctl", LINUX_AMD64)
+    # istioctl: our installer (with the weaker verification named) and the manual route
+    istioctl = tools.install_hint("istioctl", LINUX_AMD64)
+    assert (
+        "run `meshproof tools install istioctl` (checked against the publisher's checksum file)" in istioctl
+    )
+    assert "ISTIO_VERSION=1.27.9" in istioctl
 
 
 # --- find_tool and tool_version ----------------------------------------------------------------------------

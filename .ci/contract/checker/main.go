@@ -4,7 +4,7 @@
 // tests can check every document of every plan with a single process start:
 //
 //	{"crdFiles": ["/path/crd.yaml", ...],
-//	 "items": [{"id": "...", "check": "resource|istio-operator|istio-values|mesh-config", "doc": {...},
+//	 "items": [{"id": "...", "check": "resource|istio-operator|istio-values|mesh-config|kind-config", "doc": {...},
 //	            "strictEnv": false}]}
 //
 // Each check uses the decoder or validator the upstream project itself runs (see the per-file comments),
@@ -80,6 +80,8 @@ func checkItem(crds *crdIndex, it item) result {
 		res.CheckedBy, res.Errors = checkIstioOperator(it.Doc)
 	case "istio-values":
 		res.CheckedBy, res.Errors = checkValues(it.Doc, "", it.StrictEnv)
+	case "kind-config":
+		res.CheckedBy, res.Errors = checkKindConfig(it.Doc)
 	case "mesh-config":
 		res.CheckedBy, res.Errors = checkMeshConfig(it.Doc, "")
 	default:

@@ -90,6 +90,8 @@ def version(name: str, spec: dict[str, Any], *, storage: bool = True, deprecated
 
 
 def version_field(versions: list[str]) -> dict[str, Any]:
+    if not versions:  # upstream Sail release whose version list is not transcribed
+        return {"type": "string"}
     return {"type": "string", "enum": versions, "default": versions[1]}
 
 
@@ -182,6 +184,10 @@ VARIANTS = [
      "openshift-service-mesh/sail-operator@release-3.2.0 (OSSM 3.2.0: ZTunnel v1alpha1 only)"),
     ("sail-ossm-3.2-latest.yaml", LATEST_VERSIONS, True,
      "openshift-service-mesh/sail-operator@release-3.2 (OSSM 3.2.1..3.2.9: ZTunnel v1, v1alpha1 deprecated)"),
+    # Upstream Sail (installed by its Helm chart on kind/existing): same v1 API shape as OSSM 3.2.1+; its
+    # spec.version enum is not transcribed, so any version string passes here.
+    ("sail-upstream.yaml", [], True,
+     "istio-ecosystem/sail-operator v1 API (same shape as OSSM 3.2.1+; spec.version enum NOT transcribed)"),
 ]  # fmt: skip
 
 

@@ -1,0 +1,94 @@
+"""Fixtures of the cluster benchmark: the plan, the arms deployed in identical namespaces, and the
+session that collects every run and always writes the report (even when a test fails or the run aborts).
+
+Wiring only; the mechanics are meshproof.bench.{plan,cluster,runner} and meshproof.reporting.bench.
+Choose the load profile with MESHPROOF_BENCH_PROFILE (a name in load/profiles/ or a path; default
+"quick"); compare against a stored result with MESHPROOF_BENCH_BASELINE (a results dir or benchmark.json).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshproof.bench.cluster import ArmDeployment, ArmSettings, check_path, deploy_arm, remove_arm
+from meshproof.bench.plan import BenchPlan, PlanError, load_plan
+from meshproof.bench.session import ARMS_BY_MODE, PROFILE_ENV, BenchSession, environment_facts
+from meshproof.config import RunConfig
+from meshproof.wait import Timeouts
+from meshproof.workloads import DEFAULT_RUN_AS_USER
+
+
+@pytest.fixture(scope="session")
+def bench_plan() -> BenchPlan:
+    try:
+        return load_plan(os.environ.get(PROFILE_ENV, "quick"))
+    except PlanError as exc:
+        raise pytest.UsageError(f"meshproof: {PROFILE_ENV}: {exc}") from None
+
+
+@pytest.fixture(scope="session")
+def bench_arms(bench_plan: BenchPlan, run_config: RunConfig) -> list[str]:
+    """The plan's arms this run's mesh can serve (the others are reported unsupported by their tests)."""
+    return [arm for arm in bench_plan.arms if arm in ARMS_BY_MODE[run_config.mode]]
+
+
+@pytest.fixture(scope="session")
+def bench_deployments(
+    request: pytest.FixtureRequest,
+    cluster: Any,
+    mesh: Any,
+    run_config: RunConfig,
+    bench_plan: BenchPlan,
+    bench_arms: list[str],
+) -> Iterator[tuple[ArmSettings, dict[str, ArmDeployment]]]:
+    """Every arm deployed (identical namespaces, manifests/bench/), removed at the end of the session."""
+    timeouts = Timeouts.for_config(run_config)
+    settings = ArmSettings(
+        run_id=run_config.run_id,
+        sizing=bench_plan.sizing,
+        placement=bench_plan.placement,
+        revision=getattr(mesh, "revision", None),
+        # OpenShift assigns UIDs through its SCCs; a fixed runAsUser would be refused there
+        run_as_user=None if run_config.provider == "openshift" else DEFAULT_RUN_AS_USER,
+    )
+    deployments: dict[str, ArmDeployment] = {}
+    try:
+        for arm in bench_arms:
+            deployments[arm] = deploy_arm(cluster, arm, settings, timeout=timeouts.rollout)
+        yield settings, deployments
+    finally:
+        failed = request.session.testsfailed > 0
+        if not (failed and run_config.keep_on_failure):
+            for arm in bench_arms:
+                remove_arm(cluster, run_config.run_id, arm, timeout=timeouts.rollout)
+
+
+@pytest.fixture(scope="session")
+def bench_session(
+    results_dir: Path, bench_plan: BenchPlan, run_config: RunConfig, mesh: Any, cluster: Any
+) -> Iterator[BenchSession]:
+    session = BenchSession(
+        directory=results_dir / "benchmark",
+        plan=bench_plan,
+        environment=environment_facts(run_config, mesh, cluster, bench_plan),
+    )
+    try:
+        yield session
+    finally:
+        session.write()  # always: an aborted benchmark still leaves what it measured and why it stopped
+
+
+@pytest.fixture(scope="session")
+def verified_arms(
+    cluster: Any, bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]], bench_session: BenchSession
+) -> dict[str, ArmDeployment]:
+    """The deployed arms whose traffic is on the path the arm claims; measuring any other is pointless."""
+    _, deployments = bench_deployments
+    for arm, dep in deployments.items():
+        bench_session.path_verdicts[arm] = check_path(cluster, dep)
+    return {arm: dep for arm, dep in deployments.items() if bench_session.path_verdicts[arm]}

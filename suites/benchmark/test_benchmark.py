@@ -1,0 +1,144 @@
+"""Data-plane cost of the mesh: no-mesh vs sidecar vs ambient (ztunnel) vs ambient + waypoint.
+
+The method is perf-anchors §7 (profile load/profiles/standard.yaml; quick.yaml and smoke.yaml are
+shorter): identical namespaces per arm, the path checked before measuring, fortio at fixed QPS for
+latency (connection sweep, QPS sweep, one max-throughput run), distributed Locust for throughput,
+warm-up discarded, repetitions with a random arm order at every load point, proxy CPU and memory
+sampled during each run. The report (benchmark.json/.md/.html) lands in <results dir>/benchmark/.
+
+A benchmark measures; it does not judge the mesh fast or slow. These tests fail when the measurement
+itself is broken (a tool failed, the no-mesh baseline could not sustain the load) or, when a baseline
+is given (MESHPROOF_BENCH_BASELINE), when a metric regressed against it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshproof.bench.cluster import ArmDeployment, ArmSettings, ClusterExecutor
+from meshproof.bench.compare import Thresholds, compare_results
+from meshproof.bench.model import BASELINE_ARM, load_results
+from meshproof.bench.plan import BenchPlan, FortioSettings, LocustSettings
+from meshproof.bench.runner import PlanOutcome, run_plan
+from meshproof.bench.session import BASELINE_ENV, THRESHOLD_ENV, BenchSession
+from meshproof.checks.verdict import require
+from meshproof.config import RunConfig
+from meshproof.reporting.bench_compare import summary_line, write_comparison
+from meshproof.wait import Timeouts
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
+
+ARMS = ("no-mesh", "sidecar", "ambient", "waypoint")
+
+
+def _executor(
+    cluster: Any,
+    mesh: Any,
+    run_config: RunConfig,
+    plan: BenchPlan,
+    session: BenchSession,
+    settings: ArmSettings,
+    arms: dict[str, ArmDeployment],
+) -> ClusterExecutor:
+    return ClusterExecutor(
+        cluster=cluster,
+        plan=plan,
+        settings=settings,
+        deployments=dict(arms),
+        ztunnel_namespace=getattr(mesh, "ztunnel_namespace", None),
+        rollout_timeout=Timeouts.for_config(run_config).rollout,
+        raw_dir=session.directory / "raw",
+        notes=session.notes,
+    )
+
+
+def _record(session: BenchSession, outcome: PlanOutcome) -> None:
+    session.runs.extend(outcome.runs)
+    session.resources.extend(outcome.resources)
+    session.notes.extend(f"failed: {f}" for f in outcome.failures)
+
+
+def _baseline_gaps(outcome: PlanOutcome) -> list[str]:
+    """Load points where the no-mesh arm never produced a valid run: nothing can be compared there."""
+    cells: dict[str, bool] = {}
+    for run in outcome.runs:
+        if run.arm == BASELINE_ARM:
+            key = run.cell().point()
+            cells[key] = cells.get(key, False) or run.valid
+    return sorted(point for point, ok in cells.items() if not ok)
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_arm_traffic_takes_the_arm_path(
+    arm: str, bench_arms: list[str], run_config: RunConfig, bench_session: BenchSession, verified_arms: dict
+) -> None:
+    """Before measuring: sidecars, ambient redirection, waypoint binding and the client certificate header
+    are where the arm says and absent where it says not (no-mesh is the negative control)."""
+    if arm not in bench_arms:
+        pytest.skip(f"unsupported: the {arm} arm needs an ambient install; this run is {run_config.mode}")
+    require(bench_session.path_verdicts[arm])
+
+
+def test_fortio_latency_sweeps(
+    cluster: Any,
+    mesh: Any,
+    run_config: RunConfig,
+    bench_plan: BenchPlan,
+    bench_session: BenchSession,
+    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
+    verified_arms: dict[str, ArmDeployment],
+) -> None:
+    if not bench_plan.fortio.enabled or not bench_plan.fortio_points():
+        pytest.skip(f"profile {bench_plan.name} has no fortio load points")
+    assert BASELINE_ARM in verified_arms, "the no-mesh arm failed its path check: nothing to compare against"
+    plan = bench_plan.model_copy(update={"locust": LocustSettings(enabled=False)})
+    settings, _ = bench_deployments
+    executor = _executor(cluster, mesh, run_config, plan, bench_session, settings, verified_arms)
+    outcome = run_plan(plan, executor, arms=list(verified_arms))
+    _record(bench_session, outcome)
+    assert not outcome.failures, f"fortio failed: {outcome.failures[0]}"
+    gaps = _baseline_gaps(outcome)
+    assert not gaps, (
+        f"no valid no-mesh run at {', '.join(gaps)}: the cluster cannot sustain that load; "
+        "use a lighter profile"
+    )
+
+
+def test_locust_throughput(
+    cluster: Any,
+    mesh: Any,
+    run_config: RunConfig,
+    bench_plan: BenchPlan,
+    bench_session: BenchSession,
+    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
+    verified_arms: dict[str, ArmDeployment],
+) -> None:
+    if not bench_plan.locust.enabled:
+        pytest.skip(f"profile {bench_plan.name} has Locust disabled")
+    assert BASELINE_ARM in verified_arms, "the no-mesh arm failed its path check: nothing to compare against"
+    plan = bench_plan.model_copy(update={"fortio": FortioSettings(enabled=False)})
+    settings, _ = bench_deployments
+    executor = _executor(cluster, mesh, run_config, plan, bench_session, settings, verified_arms)
+    outcome = run_plan(plan, executor, arms=list(verified_arms))
+    _record(bench_session, outcome)
+    assert not outcome.failures, f"Locust failed: {outcome.failures[0]}"
+    assert not _baseline_gaps(outcome), "no valid no-mesh Locust run: see the report's invalid runs"
+
+
+def test_no_regression_against_baseline(bench_session: BenchSession) -> None:
+    baseline_path = os.environ.get(BASELINE_ENV)
+    if not baseline_path:
+        pytest.skip(f"no baseline: set {BASELINE_ENV} to a results dir or benchmark.json to compare")
+    if not bench_session.runs:
+        pytest.skip("nothing was measured in this session")
+    baseline = load_results(Path(baseline_path))
+    thresholds = Thresholds(threshold_pct=float(os.environ.get(THRESHOLD_ENV, "10")))
+    comparison = compare_results(
+        baseline, bench_session.results(), thresholds, baseline_name=baseline_path, current_name="this run"
+    )
+    write_comparison(comparison, bench_session.directory)
+    assert not comparison.regressions, summary_line(comparison)

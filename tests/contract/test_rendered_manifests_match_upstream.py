@@ -1,0 +1,285 @@
+"""Every document meshproof's install plan renders, validated against the upstream definitions it targets.
+
+Covers each provider x installer x mode x feature combination `build_plan` accepts (OSSM 3.2.0 and 3.2.9 for
+Sail on OpenShift). What it cannot prove: that a cluster accepts the install (admission webhooks, operator
+reconciliation, image pulls), semantic validation of built-in kinds (k8s.io/kubernetes validation is not
+importable), and anything about the documents listed as uncovered; the Istio Helm values and Values types come
+from the nearest Istio the Go proxy serves (1.30 development), not 1.27 - see tests/contract/README.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshproof.config import ConfigError, load_config
+from meshproof.contract.checker import Finding
+from meshproof.contract.documents import (
+    UNCOVERED_CHARTS,
+    UNCOVERED_KINDS,
+    PlannedDocument,
+    helm_document,
+    istio_operator_document,
+    kind_config_document,
+    manifest_document,
+)
+from meshproof.contract.upstream import FETCH_COMMAND, Upstream, UpstreamMissing, load_upstream
+from meshproof.contract.validate import PlanUnderTest, check_documents, validate_plans
+from meshproof.mesh.plan import PlanStep, build_plan
+from meshproof.mesh.spec import UnsupportedCombination
+
+pytestmark = pytest.mark.contract
+
+FEATURES = ("nftables", "istio-csr", "gie", "multicluster")
+
+
+def combinations() -> Iterator[dict[str, Any]]:
+    for provider, installer, mode in itertools.product(
+        ("kind", "openshift", "existing"), ("istioctl", "helm", "sail"), ("sidecar", "ambient")
+    ):
+        for n in range(len(FEATURES) + 1):
+            for features in itertools.combinations(FEATURES, n):
+                cli: dict[str, Any] = dict(
+                    provider=provider, installer=installer, mode=mode, features=list(features)
+                )
+                yield cli
+                if installer == "sail" and provider == "openshift":
+                    # OSSM 3.2.0: ZTunnel only as v1alpha1, Istio 1.27 only as 1.27.3 (istio-facts §0).
+                    yield dict(cli, ossm_version="3.2.0", istio_version="1.27.3")
+
+
+def label(cli: dict[str, Any]) -> str:
+    extra = f" ossm={cli['ossm_version']}" if "ossm_version" in cli else ""
+    return f"{cli['provider']}/{cli['installer']}/{cli['mode']}/{'+'.join(cli['features']) or 'no-features'}{extra}"
+
+
+def valid_plans() -> list[PlanUnderTest]:
+    plans = []
+    for cli in combinations():
+        try:
+            cfg = load_config(cli)
+            plan = build_plan(cfg)
+        except (UnsupportedCombination, ConfigError):
+            continue  # refused combinations are the plan tests' business
+        plans.append(PlanUnderTest(label(cli), list(plan.steps), cfg.provider, cfg.ossm_version))
+    return plans
+
+
+@pytest.fixture(scope="module")
+def plans() -> list[PlanUnderTest]:
+    return valid_plans()
+
+
+@pytest.fixture(scope="module")
+def report(plans: list[PlanUnderTest], upstream: Upstream) -> Any:
+    return validate_plans(plans, upstream)
+
+
+def test_every_rendered_document_matches_upstream(report: Any, upstream: Upstream) -> None:
+    if report.problems:
+        lines = [str(p) for p in report.problems]
+        shown = "\n".join(lines[:80])
+        more = f"\n... and {len(lines) - 80} more" if len(lines) > 80 else ""
+        pytest.fail(
+            f"{len(lines)} contract violations against {upstream.describe()}\n"
+            f"(combination | document | field path: what upstream says)\n{shown}{more}",
+            pytrace=False,
+        )
+
+
+def test_matrix_exercises_every_provider_installer_and_mode(plans: list[PlanUnderTest]) -> None:
+    seen = {tuple(p.combination.split("/")[:3]) for p in plans}
+    expected = set(
+        itertools.product(
+            ("kind", "openshift", "existing"), ("istioctl", "helm", "sail"), ("sidecar", "ambient")
+        )
+    )
+    # istioctl and helm are refused on OpenShift (istio-facts §0 trap 12: install goes through the operator).
+    expected -= {("openshift", i, m) for i in ("istioctl", "helm") for m in ("sidecar", "ambient")}
+    assert expected <= seen, f"combinations that no longer render: {sorted(expected - seen)}"
+    assert any("ossm=3.2.0" in p.combination for p in plans), "no OSSM 3.2.0 plan was checked"
+
+
+def test_every_route_checked_documents(report: Any) -> None:
+    """Guard against a vacuous pass: each kind of upstream check ran on rendered documents."""
+    routes = " ".join(report.checked_by)
+    for route in ("crd ", "k8s.io/api strict decode", "IstioOperator", "Values", "kind pkg/apis/config"):
+        assert route in routes, (
+            f"no rendered document went through the {route!r} check: {dict(report.checked_by)}"
+        )
+    assert report.checked_documents > 100
+
+
+def test_only_documented_documents_are_uncovered(report: Any) -> None:
+    documented = set(UNCOVERED_KINDS.values()) | set(UNCOVERED_CHARTS.values())
+    assert set(report.uncovered) <= documented
+
+
+def test_missing_upstream_fails_with_the_fetch_command(tmp_path: Path) -> None:
+    with pytest.raises(UpstreamMissing) as excinfo:
+        load_upstream(tmp_path)
+    message = str(excinfo.value)
+    assert FETCH_COMMAND in message and "\n" not in message
+
+
+# --- negative controls: the checker must bite on each class of mistake, and pass the corrected document ---
+
+
+def findings_for(
+    upstream: Upstream, document: PlannedDocument, variant: str = "ossm-3.2-latest"
+) -> list[Finding]:
+    return check_documents([document], upstream, variant)[document.label]
+
+
+def assert_rejected(findings: list[Finding], path: str, words: str) -> None:
+    hits = [f for f in findings if f.path == path and words.lower() in f.message.lower()]
+    assert hits, f"expected a finding at {path!r} mentioning {words!r}, got {[str(f) for f in findings]}"
+
+
+def iop_step(spec: dict[str, Any], command: list[str] | None = None) -> PlanStep:
+    iop = {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": {"name": "t"},
+        "spec": spec,
+    }
+    return PlanStep(
+        title="t",
+        cluster="c",
+        command=command or ["istioctl", "install", "--filename", "<istio-operator-file>"],
+        istio_operator=iop,
+    )
+
+
+def helm_step(chart: str, values: dict[str, Any]) -> PlanStep:
+    return PlanStep(title="t", cluster="c", command=["helm", "install", chart, "--values", "<values-file>"],
+                    helm_chart=chart, helm_values=values)  # fmt: skip
+
+
+def test_unknown_istio_operator_field_is_rejected(upstream: Upstream) -> None:
+    bad = istio_operator_document(iop_step({"profil": "ambient"}), "iop", "iop")
+    assert_rejected(findings_for(upstream, bad), "spec.profil", "unknown field")
+    good = istio_operator_document(iop_step({"profile": "ambient"}), "iop", "iop")
+    assert findings_for(upstream, good) == []
+
+
+def test_values_key_that_does_not_exist_is_rejected(upstream: Upstream) -> None:
+    spec = {"values": {"global": {"nativeNftable": True}}}
+    bad = istio_operator_document(iop_step(spec), "iop", "iop")
+    assert_rejected(findings_for(upstream, bad), "spec.values.global.nativeNftable", "unknown field")
+    good = istio_operator_document(iop_step({"values": {"global": {"nativeNftables": True}}}), "iop", "iop")
+    assert findings_for(upstream, good) == []
+
+
+def test_istioctl_set_flags_are_checked(upstream: Upstream) -> None:
+    step = iop_step(
+        {}, ["istioctl", "install", "--filename", "<istio-operator-file>", "--set", "values.pilot.envv.A=b"]
+    )
+    assert_rejected(
+        findings_for(upstream, istio_operator_document(step, "iop", "iop")),
+        "spec.values.pilot.envv",
+        "unknown",
+    )
+
+
+def test_helm_values_key_not_in_the_chart_is_rejected(upstream: Upstream) -> None:
+    # The istiod chart takes env at the top level; `pilot.env` is the istioctl/Sail spelling (istio-facts §7.2).
+    bad = helm_document(helm_step("istiod", {"pilot": {"env": {"A": "b"}}}), upstream, "helm", "helm")
+    assert_rejected(findings_for(upstream, bad), "pilot", "not in the chart")
+    good = helm_document(
+        helm_step("istiod", {"env": {"A": "b"}, "profile": "ambient"}), upstream, "helm", "helm"
+    )
+    assert findings_for(upstream, good) == []
+
+
+def test_helm_profile_without_a_profile_file_is_rejected(upstream: Upstream) -> None:
+    bad = helm_document(helm_step("cni", {"profile": "ambiant"}), upstream, "helm", "helm")
+    assert_rejected(findings_for(upstream, bad), "profile", "files/profile-ambiant.yaml")
+
+
+def test_env_value_as_bool_is_rejected(upstream: Upstream) -> None:
+    istio = {"apiVersion": "sailoperator.io/v1", "kind": "Istio", "metadata": {"name": "default"},
+             "spec": {"version": "v1.27.9", "namespace": "istio-system",
+                      "values": {"pilot": {"env": {"ENABLE_GATEWAY_API_INFERENCE_EXTENSION": True}}}}}  # fmt: skip
+    bad = manifest_document(istio, "istio", "istio")
+    assert_rejected(
+        findings_for(upstream, bad), "pilot.env.ENABLE_GATEWAY_API_INFERENCE_EXTENSION", "must be strings"
+    )
+    istio["spec"]["values"]["pilot"]["env"]["ENABLE_GATEWAY_API_INFERENCE_EXTENSION"] = "true"
+    assert findings_for(upstream, manifest_document(istio, "istio", "istio")) == []
+    iop = istio_operator_document(iop_step({"values": {"pilot": {"env": {"X": True}}}}), "iop", "iop")
+    assert_rejected(findings_for(upstream, iop), "spec.values.pilot.env.X", "must be a string")
+
+
+def ztunnel(api_version: str, spec: dict[str, Any], name: str = "default") -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "ZTunnel", "metadata": {"name": name}, "spec": spec}
+
+
+def test_ztunnel_v1_with_profile_is_rejected(upstream: Upstream) -> None:
+    bad = manifest_document(
+        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "profile": "ambient"}), "z", "z"
+    )
+    assert_rejected(findings_for(upstream, bad), "spec.profile", "unknown field")
+    good = manifest_document(ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}), "z", "z")
+    assert findings_for(upstream, good) == []
+
+
+def test_ossm_320_serves_only_ztunnel_v1alpha1(upstream: Upstream) -> None:
+    v1 = manifest_document(
+        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "version": "v1.27.3"}), "z", "z"
+    )
+    assert_rejected(findings_for(upstream, v1, "ossm-3.2.0"), "apiVersion", "no upstream definition")
+    spec = {"namespace": "ztunnel", "version": "v1.27.3", "profile": "ambient"}
+    v1alpha1 = manifest_document(ztunnel("sailoperator.io/v1alpha1", spec), "z", "z")
+    assert findings_for(upstream, v1alpha1, "ossm-3.2.0") == []
+
+
+def test_sail_cel_rules_are_evaluated(upstream: Upstream) -> None:
+    named = manifest_document(ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}, name="mine"), "z", "z")
+    assert_rejected(findings_for(upstream, named), "", "metadata.name must be 'default'")
+    istio = {"apiVersion": "sailoperator.io/v1", "kind": "Istio", "metadata": {"name": "default"},
+             "spec": {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}}}  # fmt: skip
+    assert_rejected(
+        findings_for(upstream, manifest_document(istio, "i", "i")), "spec", "must match spec.namespace"
+    )
+
+
+def test_wrong_enum_is_rejected(upstream: Upstream) -> None:
+    pa = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+          "metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "STRICTEST"}}}  # fmt: skip
+    assert_rejected(
+        findings_for(upstream, manifest_document(pa, "pa", "pa")), "spec.mtls.mode", "Unsupported value"
+    )
+    pa["spec"] = {"mtls": {"mode": "STRICT"}}
+    assert findings_for(upstream, manifest_document(pa, "pa", "pa")) == []
+
+
+def test_unknown_fields_in_crs_builtins_meshconfig_and_kind_config_are_rejected(upstream: Upstream) -> None:
+    gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "g", "namespace": "n"},
+          "spec": {"gatewayClassName": "istio", "listeners": [{"name": "h", "port": 80, "protocol": "HTTP", "hostnam": "x"}]}}  # fmt: skip
+    assert_rejected(
+        findings_for(upstream, manifest_document(gw, "gw", "gw")),
+        "spec.listeners[0].hostnam",
+        "unknown field",
+    )
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}, "datta": {}}
+    assert_rejected(findings_for(upstream, manifest_document(cm, "cm", "cm")), "datta", "unknown field")
+    mesh = helm_document(
+        helm_step("istiod", {"meshConfig": {"accessLogFil": "/dev/stdout"}}), upstream, "h", "h"
+    )
+    assert_rejected(findings_for(upstream, mesh), "accessLogFil", "unknown field")
+    kind = kind_config_document(
+        {"apiVersion": "kind.x-k8s.io/v1alpha4", "kind": "Cluster", "nodez": []}, "k", "k"
+    )
+    assert_rejected(findings_for(upstream, kind), "nodez", "unknown field")
+
+
+def test_a_kind_without_upstream_definition_fails(upstream: Upstream) -> None:
+    doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert_rejected(
+        findings_for(upstream, manifest_document(doc, "w", "w")), "apiVersion", "no upstream definition"
+    )
