@@ -3,4 +3,8 @@
 pytest_plugins = [
     "fixtures.run",
     "fixtures.artifacts",
+    "fixtures.clusters",
+    "fixtures.mesh",
+    "fixtures.workloads",
+    "fixtures.traffic",
 ]

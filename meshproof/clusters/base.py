@@ -41,8 +41,9 @@ class Provider(Protocol):
         """Refuse early (ProvisionError) when provisioning would clobber something."""
         ...
 
-    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> None:
-        """Refuse (ProvisionError) when a live cluster cannot run the requested mesh."""
+    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> dict[str, str]:
+        """Refuse (ProvisionError) when a live cluster cannot run the requested mesh; else return what was
+        learned about each cluster (e.g. "OCP 4.19.7"), for the run's log and report."""
         ...
 
 

@@ -31,6 +31,6 @@ class ExistingProvider:
     def before_provision(self, cfg: RunConfig, spec: MeshSpec) -> None:
         return None
 
-    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> None:
-        for cluster in clusters.values():
-            cluster.server_version()  # raises ClusterUnreachable with one line
+    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> dict[str, str]:
+        # server_version raises ClusterUnreachable (one line) when a context does not answer.
+        return {name: f"Kubernetes {cluster.server_version()}" for name, cluster in clusters.items()}

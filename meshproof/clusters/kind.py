@@ -148,8 +148,8 @@ class KindProvider:
                 f"kind delete cluster --name {clash[0]}"
             )
 
-    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> None:
-        return None
+    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> dict[str, str]:
+        return {name: f"kind, Kubernetes {cluster.server_version()}" for name, cluster in clusters.items()}
 
 
 def existing_kind_clusters(timeout: float = 60.0) -> set[str]:

@@ -91,7 +91,8 @@ class OpenShiftProvider:
     def before_provision(self, cfg: RunConfig, spec: MeshSpec) -> None:
         return None
 
-    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> None:
+    def check_clusters(self, spec: MeshSpec, clusters: Mapping[str, Cluster]) -> dict[str, str]:
+        facts: dict[str, str] = {}
         for name, cluster in clusters.items():
             version = ocp_version(cluster.get(*CLUSTER_VERSION))
             if version is None:
@@ -103,3 +104,6 @@ class OpenShiftProvider:
             problems = openshift_problems(spec, version=version, network=network)
             if problems:
                 raise ProvisionError(f"cluster {name}: {problems[0]}")
+            gateway = "local" if routing_via_host(network) else "shared"
+            facts[name] = f"OCP {version}, OVN-Kubernetes {gateway} gateway mode"
+        return facts

@@ -64,9 +64,9 @@ def plan_documents(steps: list[Any], upstream: Upstream, prefix: str) -> Iterato
     for index, step in enumerate(steps):
         where = f"{prefix}step {index + 1} '{step.title}' [{step.cluster}]"
         for n, doc in enumerate(step.manifests):
-            yield manifest_document(doc, f"{where} manifest {document_label(doc)}", f"{where}#m{n}")
+            yield manifest_document(doc, f"{where} manifest {document_label(doc)}", f"{where}#m{n}", upstream)
         if step.istio_operator is not None or is_istioctl_install(step.command):
-            yield istio_operator_document(step, f"{where} IstioOperator", f"{where}#iop")
+            yield istio_operator_document(step, f"{where} IstioOperator", f"{where}#iop", upstream)
         if step.helm_chart is not None:
             yield helm_document(
                 step, upstream, f"{where} helm values of chart {step.helm_chart}", f"{where}#helm"
@@ -75,7 +75,7 @@ def plan_documents(steps: list[Any], upstream: Upstream, prefix: str) -> Iterato
             yield kind_config_document(step.config_file, f"{where} kind cluster config", f"{where}#config")
 
 
-def manifest_document(doc: dict[str, Any], label: str, key: str) -> PlannedDocument:
+def manifest_document(doc: dict[str, Any], label: str, key: str, upstream: Upstream) -> PlannedDocument:
     planned = PlannedDocument(label)
     api_version, kind = doc.get("apiVersion", ""), doc.get("kind", "")
     if (api_version, kind) in UNCOVERED_KINDS:
@@ -84,7 +84,7 @@ def manifest_document(doc: dict[str, Any], label: str, key: str) -> PlannedDocum
     planned.items.append(CheckItem(key, "resource", doc))
     if str(api_version).startswith("sailoperator.io/"):
         planned.items.extend(sail_values_items(doc, key))
-        planned.findings.extend(sail_ztunnel_findings(doc))
+        planned.findings.extend(sail_ztunnel_findings(doc, upstream))
     return planned
 
 
@@ -104,19 +104,27 @@ def sail_values_items(doc: dict[str, Any], key: str) -> list[CheckItem]:
     return []
 
 
-def sail_ztunnel_findings(doc: dict[str, Any]) -> list[Finding]:
-    """ZTunnel spec.values.ztunnel mirrors the ztunnel chart; only the env typing is checked here."""
-    values = (doc.get("spec") or {}).get("values") or {}
-    if doc.get("kind") != "ZTunnel" or not isinstance(values.get("ztunnel"), dict):
+def ztunnel_block_findings(block: Any, path: str, upstream: Upstream, env_rule: str) -> list[Finding]:
+    """`values.ztunnel` is free-form in the Values proto; its keys are the ztunnel chart's values."""
+    chart_dir = upstream.chart_dir("ztunnel")
+    if not isinstance(block, dict) or chart_dir is None:
         return []
-    return env_values_are_strings(values["ztunnel"], "spec.values.ztunnel", SAIL_ENV_RULE)
+    findings = [Finding(f"{path}.{f.path}", f.message) for f in check_chart_values(chart_dir, block)]
+    return findings + env_values_are_strings(block, path, env_rule)
+
+
+def sail_ztunnel_findings(doc: dict[str, Any], upstream: Upstream) -> list[Finding]:
+    values = (doc.get("spec") or {}).get("values") or {}
+    if doc.get("kind") != "ZTunnel":
+        return []
+    return ztunnel_block_findings(values.get("ztunnel"), "spec.values.ztunnel", upstream, SAIL_ENV_RULE)
 
 
 def is_istioctl_install(command: list[str] | None) -> bool:
     return command is not None and command[:2] == ["istioctl", "install"]
 
 
-def istio_operator_document(step: Any, label: str, key: str) -> PlannedDocument:
+def istio_operator_document(step: Any, label: str, key: str, upstream: Upstream) -> PlannedDocument:
     iop = dict(step.istio_operator or {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator"})
     overlay = set_flags(step.command or [])
     if overlay:
@@ -124,6 +132,8 @@ def istio_operator_document(step: Any, label: str, key: str) -> PlannedDocument:
     planned = PlannedDocument(label, items=[CheckItem(key, "istio-operator", iop)])
     values = (iop.get("spec") or {}).get("values")
     planned.findings += env_values_are_strings(values, "spec.values", MESHPROOF_ENV_RULE)
+    if isinstance(values, dict):
+        planned.findings += ztunnel_block_findings(values.get("ztunnel"), "spec.values.ztunnel", upstream, "")
     return planned
 
 

@@ -69,5 +69,9 @@ class MeshInfo(BaseModel):
         """The labels that put a namespace into this mesh's mode."""
         return self.ambient_labels() if self.spec.ambient else self.sidecar_labels()
 
+    def waypoint_labels(self, waypoint: str = "waypoint") -> dict[str, str]:
+        """Labels that send a namespace's (or service's) traffic through a waypoint (istio-facts §2.3)."""
+        return {USE_WAYPOINT_LABEL: waypoint}
+
     def spiffe_id(self, namespace: str, service_account: str) -> str:
         return f"spiffe://{self.trust_domain}/ns/{namespace}/sa/{service_account}"

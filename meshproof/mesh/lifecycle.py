@@ -148,8 +148,10 @@ class Provisioner:
     def _provision_clusters(self) -> dict[str, Any]:
         self.provider.before_provision(self.cfg, self.spec)
         executed = self.apply(self.plan, self.clusters, stages=("cluster", "platform"), **self._common())
-        self.provider.check_clusters(self.spec, self.clusters)
-        return {"executed": executed}
+        facts = self.provider.check_clusters(self.spec, self.clusters)
+        for name, fact in sorted(facts.items()):
+            self._say(f"cluster {name}: {fact}")
+        return {"executed": executed, "facts": facts}
 
     # --- mesh -------------------------------------------------------------------------------------
 

@@ -191,7 +191,10 @@ class InstallPlan(BaseModel):
             )
             if step.skip_if:
                 out.append(f"skip when this succeeds: {shlex.join(step.skip_if)}")
-            if step.command:
+            if step.command and _is_shell(step.command):
+                out.append("$ sh -c SCRIPT, where SCRIPT is:")
+                out.append(_indent(step.command[2].replace("; ", "\n")))
+            elif step.command:
                 out.append(f"$ {shlex.join(step.command)}")
                 for doc, placeholder in step.documents():
                     if doc is not None:
@@ -255,7 +258,9 @@ class InstallPlan(BaseModel):
             script.append(
                 f'if {shlex.join(step.skip_if)} >/dev/null 2>&1; then echo "already done: {stem}"; exit 0; fi'
             )
-        if command:
+        if command and _is_shell(command):
+            script.append(command[2])  # already a shell line; unwrapped so it reads as written
+        elif command:
             script.append(shlex.join(command))
         script.extend(shlex.join(w.kubectl_command(context)) for w in step.wait)
         path = directory / f"{stem}.sh"
@@ -263,6 +268,10 @@ class InstallPlan(BaseModel):
         path.chmod(0o755)
         written.append(path)
         return written
+
+
+def _is_shell(command: list[str]) -> bool:
+    return len(command) == 3 and command[:2] == ["sh", "-c"]
 
 
 def _index_width(count: int) -> int:

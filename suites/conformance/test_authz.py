@@ -12,7 +12,7 @@ same call succeeds. Every expectation converges on 3 consecutive results.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +26,10 @@ from meshproof.policies import AppliedPolicies, AuthzPath, Rule, authorization_p
 from meshproof.traffic import ECHO_PATH, Traffic
 from meshproof.wait import Timeouts, WaitTimeout, eventually
 from meshproof.workloads import Workload, WorkloadClass, WorkloadSet
+
+if TYPE_CHECKING:
+    from meshproof.kube import Cluster
+    from meshproof.mesh.info import MeshInfo
 
 pytestmark = pytest.mark.authz
 
@@ -48,7 +52,7 @@ def test_allow_admits_only_the_named_source(
     workloads: WorkloadSet,
     policies: AppliedPolicies,
     traffic: Traffic,
-    mesh: Any,
+    mesh: MeshInfo,
 ) -> None:
     server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
     calls = Calls(traffic, path, client, server)
@@ -71,7 +75,7 @@ def test_deny_refuses_only_the_named_source(
     workloads: WorkloadSet,
     policies: AppliedPolicies,
     traffic: Traffic,
-    mesh: Any,
+    mesh: MeshInfo,
 ) -> None:
     server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
     calls = Calls(traffic, path, client, server)
@@ -88,7 +92,7 @@ def test_deny_refuses_only_the_named_source(
 
 @pytest.mark.parametrize("path", [as_param(p) for p in L4_PATHS])
 def test_deny_takes_precedence_over_allow(
-    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic, mesh: Any
+    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic, mesh: MeshInfo
 ) -> None:
     server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
     calls = Calls(traffic, path, client, server)
@@ -126,7 +130,7 @@ def test_l7_rules_on_path_and_method(
 
 @pytest.mark.parametrize("path", [as_param(AuthzPath(AMBIENT, "http"))])
 def test_l7_rule_enforced_by_ztunnel_fails_closed(
-    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic, mesh: Any
+    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic, mesh: MeshInfo
 ) -> None:
     """istio-facts §0 trap 7: ztunnel cannot match HTTP attributes, so an ALLOW rule with a method never
     matches; the very GET it names from the very principal it names is refused."""
@@ -148,8 +152,8 @@ def test_custom_and_audit_are_unsupported_on_ztunnel(
     action: str,
     workloads: WorkloadSet,
     policies: AppliedPolicies,
-    cluster: Any,
-    mesh: Any,
+    cluster: Cluster,
+    mesh: MeshInfo,
     timeouts: Timeouts,
     record_property: Any,
 ) -> None:
@@ -193,7 +197,7 @@ def deny(server: Workload, *rules: Rule) -> dict[str, Any]:
     return authorization_policy("meshproof-deny", server, "DENY", rules)
 
 
-def source_rule(attribute: str, client: Workload, mesh: Any) -> Rule:
+def source_rule(attribute: str, client: Workload, mesh: MeshInfo) -> Rule:
     """A rule naming the client by its principal or its namespace (L4 attributes, istio-facts §4)."""
     if attribute == "principal":
         return Rule(
@@ -202,7 +206,7 @@ def source_rule(attribute: str, client: Workload, mesh: Any) -> Rule:
     return Rule(namespaces=(client.namespace,))
 
 
-def foreign_rule(attribute: str, client: Workload, mesh: Any) -> Rule:
+def foreign_rule(attribute: str, client: Workload, mesh: MeshInfo) -> Rule:
     """A rule naming a source that is not the client: another service account, another namespace."""
     if attribute == "principal":
         other = spiffe_id(mesh.trust_domain, client.namespace, f"not-{client.service_account}")

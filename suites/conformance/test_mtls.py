@@ -13,7 +13,7 @@ identity, under PERMISSIVE. Each plaintext test then applies the other mode and 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,6 +31,10 @@ from meshproof.checks.verdict import require
 from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.workloads import HTTP_PORT, Workload, WorkloadClass, WorkloadSet, pod_of, published_root_pem
+
+if TYPE_CHECKING:
+    from meshproof.kube import Cluster
+    from meshproof.mesh.info import MeshInfo
 
 pytestmark = pytest.mark.mtls
 
@@ -57,8 +61,8 @@ def test_mesh_traffic_is_mutual_tls_with_the_client_identity(
     policies: AppliedPolicies,
     traffic: Traffic,
     evidence: MeshEvidence,
-    mesh: Any,
-    cluster: Any,
+    mesh: MeshInfo,
+    cluster: Cluster,
 ) -> None:
     server, client = workloads.server(workload_class), workloads.client(workload_class)
     client_id, server_id = identity(mesh, client), identity(mesh, server)
@@ -104,8 +108,8 @@ def test_plaintext_from_outside_the_mesh(
     policies: AppliedPolicies,
     traffic: Traffic,
     evidence: MeshEvidence,
-    mesh: Any,
-    cluster: Any,
+    mesh: MeshInfo,
+    cluster: Cluster,
 ) -> None:
     server, outsider = workloads.server(workload_class), workloads.client(WorkloadClass.OUT_OF_MESH)
     for mode in (mtls_mode, OPPOSITE[mtls_mode]):  # the second pass is the control: the same call flips
@@ -121,8 +125,8 @@ def test_workload_certificate_chains_to_the_mesh_root(
     workload_class: WorkloadClass,
     workloads: WorkloadSet,
     evidence: MeshEvidence,
-    mesh: Any,
-    cluster: Any,
+    mesh: MeshInfo,
+    cluster: Cluster,
     record_property: Any,
 ) -> None:
     client, server = workloads.client(workload_class), workloads.server(workload_class)
@@ -158,7 +162,12 @@ def expect_plaintext_refused(
 
 
 def expect_plaintext_accepted_without_identity(
-    outsider: Workload, server: Workload, traffic: Traffic, evidence: MeshEvidence, mesh: Any, cluster: Any
+    outsider: Workload,
+    server: Workload,
+    traffic: Traffic,
+    evidence: MeshEvidence,
+    mesh: MeshInfo,
+    cluster: Any,
 ) -> None:
     if server.workload_class is WorkloadClass.SIDECAR:
         # No XFCC at the server: its sidecar accepted the request without a client certificate.
@@ -188,7 +197,7 @@ def expect_plaintext_accepted_without_identity(
     )
 
 
-def identity(mesh: Any, workload: Workload) -> str:
+def identity(mesh: MeshInfo, workload: Workload) -> str:
     return spiffe_id(mesh.trust_domain, workload.namespace, workload.service_account)
 
 

@@ -54,7 +54,8 @@ def combinations() -> Iterator[dict[str, Any]]:
 
 def label(cli: dict[str, Any]) -> str:
     extra = f" ossm={cli['ossm_version']}" if "ossm_version" in cli else ""
-    return f"{cli['provider']}/{cli['installer']}/{cli['mode']}/{'+'.join(cli['features']) or 'no-features'}{extra}"
+    features = "+".join(cli["features"]) or "no-features"
+    return f"{cli['provider']}/{cli['installer']}/{cli['mode']}/{features}{extra}"
 
 
 def valid_plans() -> list[PlanUnderTest]:
@@ -156,23 +157,40 @@ def iop_step(spec: dict[str, Any], command: list[str] | None = None) -> PlanStep
 
 
 def helm_step(chart: str, values: dict[str, Any]) -> PlanStep:
-    return PlanStep(title="t", cluster="c", command=["helm", "install", chart, "--values", "<values-file>"],
-                    helm_chart=chart, helm_values=values)  # fmt: skip
+    return PlanStep(
+        title="t",
+        cluster="c",
+        command=["helm", "install", chart, "--values", "<values-file>"],
+        helm_chart=chart,
+        helm_values=values,
+    )
 
 
 def test_unknown_istio_operator_field_is_rejected(upstream: Upstream) -> None:
-    bad = istio_operator_document(iop_step({"profil": "ambient"}), "iop", "iop")
+    bad = istio_operator_document(iop_step({"profil": "ambient"}), "iop", "iop", upstream)
     assert_rejected(findings_for(upstream, bad), "spec.profil", "unknown field")
-    good = istio_operator_document(iop_step({"profile": "ambient"}), "iop", "iop")
+    good = istio_operator_document(iop_step({"profile": "ambient"}), "iop", "iop", upstream)
     assert findings_for(upstream, good) == []
 
 
 def test_values_key_that_does_not_exist_is_rejected(upstream: Upstream) -> None:
     spec = {"values": {"global": {"nativeNftable": True}}}
-    bad = istio_operator_document(iop_step(spec), "iop", "iop")
+    bad = istio_operator_document(iop_step(spec), "iop", "iop", upstream)
     assert_rejected(findings_for(upstream, bad), "spec.values.global.nativeNftable", "unknown field")
-    good = istio_operator_document(iop_step({"values": {"global": {"nativeNftables": True}}}), "iop", "iop")
+    good = istio_operator_document(
+        iop_step({"values": {"global": {"nativeNftables": True}}}), "iop", "iop", upstream
+    )
     assert findings_for(upstream, good) == []
+
+
+def test_ztunnel_values_are_checked_against_the_ztunnel_chart(upstream: Upstream) -> None:
+    iop = istio_operator_document(
+        iop_step({"values": {"ztunnel": {"caAdress": "x:443"}}}), "iop", "iop", upstream
+    )
+    assert_rejected(findings_for(upstream, iop), "spec.values.ztunnel.caAdress", "not in the chart")
+    spec = {"namespace": "ztunnel", "values": {"ztunnel": {"env": {"A": 1}, "network": "n1"}}}
+    sail = manifest_document(ztunnel("sailoperator.io/v1", spec), "z", "z", upstream)
+    assert_rejected(findings_for(upstream, sail), "spec.values.ztunnel.env.A", "must be a string")
 
 
 def test_istioctl_set_flags_are_checked(upstream: Upstream) -> None:
@@ -180,14 +198,14 @@ def test_istioctl_set_flags_are_checked(upstream: Upstream) -> None:
         {}, ["istioctl", "install", "--filename", "<istio-operator-file>", "--set", "values.pilot.envv.A=b"]
     )
     assert_rejected(
-        findings_for(upstream, istio_operator_document(step, "iop", "iop")),
+        findings_for(upstream, istio_operator_document(step, "iop", "iop", upstream)),
         "spec.values.pilot.envv",
         "unknown",
     )
 
 
 def test_helm_values_key_not_in_the_chart_is_rejected(upstream: Upstream) -> None:
-    # The istiod chart takes env at the top level; `pilot.env` is the istioctl/Sail spelling (istio-facts §7.2).
+    # The istiod chart takes env at the top level; `pilot.env` is the istioctl/Sail form (istio-facts §7.2).
     bad = helm_document(helm_step("istiod", {"pilot": {"env": {"A": "b"}}}), upstream, "helm", "helm")
     assert_rejected(findings_for(upstream, bad), "pilot", "not in the chart")
     good = helm_document(
@@ -202,16 +220,25 @@ def test_helm_profile_without_a_profile_file_is_rejected(upstream: Upstream) -> 
 
 
 def test_env_value_as_bool_is_rejected(upstream: Upstream) -> None:
-    istio = {"apiVersion": "sailoperator.io/v1", "kind": "Istio", "metadata": {"name": "default"},
-             "spec": {"version": "v1.27.9", "namespace": "istio-system",
-                      "values": {"pilot": {"env": {"ENABLE_GATEWAY_API_INFERENCE_EXTENSION": True}}}}}  # fmt: skip
-    bad = manifest_document(istio, "istio", "istio")
+    istio = {
+        "apiVersion": "sailoperator.io/v1",
+        "kind": "Istio",
+        "metadata": {"name": "default"},
+        "spec": {
+            "version": "v1.27.9",
+            "namespace": "istio-system",
+            "values": {"pilot": {"env": {"ENABLE_GATEWAY_API_INFERENCE_EXTENSION": True}}},
+        },
+    }
+    bad = manifest_document(istio, "istio", "istio", upstream)
     assert_rejected(
         findings_for(upstream, bad), "pilot.env.ENABLE_GATEWAY_API_INFERENCE_EXTENSION", "must be strings"
     )
     istio["spec"]["values"]["pilot"]["env"]["ENABLE_GATEWAY_API_INFERENCE_EXTENSION"] = "true"
-    assert findings_for(upstream, manifest_document(istio, "istio", "istio")) == []
-    iop = istio_operator_document(iop_step({"values": {"pilot": {"env": {"X": True}}}}), "iop", "iop")
+    assert findings_for(upstream, manifest_document(istio, "istio", "istio", upstream)) == []
+    iop = istio_operator_document(
+        iop_step({"values": {"pilot": {"env": {"X": True}}}}), "iop", "iop", upstream
+    )
     assert_rejected(findings_for(upstream, iop), "spec.values.pilot.env.X", "must be a string")
 
 
@@ -221,53 +248,76 @@ def ztunnel(api_version: str, spec: dict[str, Any], name: str = "default") -> di
 
 def test_ztunnel_v1_with_profile_is_rejected(upstream: Upstream) -> None:
     bad = manifest_document(
-        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "profile": "ambient"}), "z", "z"
+        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "profile": "ambient"}), "z", "z", upstream
     )
     assert_rejected(findings_for(upstream, bad), "spec.profile", "unknown field")
-    good = manifest_document(ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}), "z", "z")
+    good = manifest_document(ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}), "z", "z", upstream)
     assert findings_for(upstream, good) == []
 
 
 def test_ossm_320_serves_only_ztunnel_v1alpha1(upstream: Upstream) -> None:
     v1 = manifest_document(
-        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "version": "v1.27.3"}), "z", "z"
+        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "version": "v1.27.3"}), "z", "z", upstream
     )
     assert_rejected(findings_for(upstream, v1, "ossm-3.2.0"), "apiVersion", "no upstream definition")
     spec = {"namespace": "ztunnel", "version": "v1.27.3", "profile": "ambient"}
-    v1alpha1 = manifest_document(ztunnel("sailoperator.io/v1alpha1", spec), "z", "z")
+    v1alpha1 = manifest_document(ztunnel("sailoperator.io/v1alpha1", spec), "z", "z", upstream)
     assert findings_for(upstream, v1alpha1, "ossm-3.2.0") == []
 
 
 def test_sail_cel_rules_are_evaluated(upstream: Upstream) -> None:
-    named = manifest_document(ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}, name="mine"), "z", "z")
+    named = manifest_document(
+        ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}, name="mine"), "z", "z", upstream
+    )
     assert_rejected(findings_for(upstream, named), "", "metadata.name must be 'default'")
-    istio = {"apiVersion": "sailoperator.io/v1", "kind": "Istio", "metadata": {"name": "default"},
-             "spec": {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}}}  # fmt: skip
+    istio = {
+        "apiVersion": "sailoperator.io/v1",
+        "kind": "Istio",
+        "metadata": {"name": "default"},
+        "spec": {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}},
+    }
     assert_rejected(
-        findings_for(upstream, manifest_document(istio, "i", "i")), "spec", "must match spec.namespace"
+        findings_for(upstream, manifest_document(istio, "i", "i", upstream)),
+        "spec",
+        "must match spec.namespace",
     )
 
 
 def test_wrong_enum_is_rejected(upstream: Upstream) -> None:
-    pa = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-          "metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "STRICTEST"}}}  # fmt: skip
+    pa = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mode": "STRICTEST"}},
+    }
     assert_rejected(
-        findings_for(upstream, manifest_document(pa, "pa", "pa")), "spec.mtls.mode", "Unsupported value"
+        findings_for(upstream, manifest_document(pa, "pa", "pa", upstream)),
+        "spec.mtls.mode",
+        "Unsupported value",
     )
     pa["spec"] = {"mtls": {"mode": "STRICT"}}
-    assert findings_for(upstream, manifest_document(pa, "pa", "pa")) == []
+    assert findings_for(upstream, manifest_document(pa, "pa", "pa", upstream)) == []
 
 
 def test_unknown_fields_in_crs_builtins_meshconfig_and_kind_config_are_rejected(upstream: Upstream) -> None:
-    gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "g", "namespace": "n"},
-          "spec": {"gatewayClassName": "istio", "listeners": [{"name": "h", "port": 80, "protocol": "HTTP", "hostnam": "x"}]}}  # fmt: skip
+    gw = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "g", "namespace": "n"},
+        "spec": {
+            "gatewayClassName": "istio",
+            "listeners": [{"name": "h", "port": 80, "protocol": "HTTP", "hostnam": "x"}],
+        },
+    }
     assert_rejected(
-        findings_for(upstream, manifest_document(gw, "gw", "gw")),
+        findings_for(upstream, manifest_document(gw, "gw", "gw", upstream)),
         "spec.listeners[0].hostnam",
         "unknown field",
     )
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}, "datta": {}}
-    assert_rejected(findings_for(upstream, manifest_document(cm, "cm", "cm")), "datta", "unknown field")
+    assert_rejected(
+        findings_for(upstream, manifest_document(cm, "cm", "cm", upstream)), "datta", "unknown field"
+    )
     mesh = helm_document(
         helm_step("istiod", {"meshConfig": {"accessLogFil": "/dev/stdout"}}), upstream, "h", "h"
     )
@@ -281,5 +331,7 @@ def test_unknown_fields_in_crs_builtins_meshconfig_and_kind_config_are_rejected(
 def test_a_kind_without_upstream_definition_fails(upstream: Upstream) -> None:
     doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert_rejected(
-        findings_for(upstream, manifest_document(doc, "w", "w")), "apiVersion", "no upstream definition"
+        findings_for(upstream, manifest_document(doc, "w", "w", upstream)),
+        "apiVersion",
+        "no upstream definition",
     )

@@ -11,7 +11,9 @@ from meshproof.mesh.spec import MeshSpec
 
 
 def spec(**cli: object) -> MeshSpec:
-    return MeshSpec.from_config(load_config({"provider": "kind", "installer": "helm", "mode": "ambient", **cli}, env={}))
+    return MeshSpec.from_config(
+        load_config({"provider": "kind", "installer": "helm", "mode": "ambient", **cli}, env={})
+    )
 
 
 def test_single_cluster_config_uses_kind_defaults_and_the_pinned_image():

@@ -99,8 +99,8 @@ class FakeProvider:
         with open(self.counter, "a") as f:
             f.write("p")
 
-    def check_clusters(self, spec: Any, clusters: Any) -> None:
-        return None
+    def check_clusters(self, spec: Any, clusters: Any) -> dict[str, str]:
+        return {}
 
 
 def _provision_in_process(shared: str, counter: str) -> dict[str, Any]:

@@ -32,12 +32,21 @@ def network(routing: bool | None) -> dict[str, Any]:
         "apiVersion": "operator.openshift.io/v1",
         "kind": "Network",
         "metadata": {"name": "cluster"},
-        "spec": {"defaultNetwork": {"type": "OVNKubernetes", "ovnKubernetesConfig": {"genevePort": 6081, **gateway}}},
+        "spec": {
+            "defaultNetwork": {
+                "type": "OVNKubernetes",
+                "ovnKubernetesConfig": {"genevePort": 6081, **gateway},
+            }
+        },
     }
 
 
 def spec(mode: str, features: str = "") -> MeshSpec:
-    return MeshSpec.from_config(load_config({"provider": "openshift", "installer": "sail", "mode": mode, "features": features}, env={}))
+    return MeshSpec.from_config(
+        load_config(
+            {"provider": "openshift", "installer": "sail", "mode": mode, "features": features}, env={}
+        )
+    )
 
 
 def test_version_is_the_newest_completed_update():
@@ -88,7 +97,15 @@ def test_provider_refuses_with_one_line_naming_the_cluster():
     cluster = FakeOpenShift({"ClusterVersion": CLUSTER_VERSION_419, "Network": network(False)})
     with pytest.raises(ProvisionError) as info:
         OpenShiftProvider().check_clusters(spec("ambient"), {"cluster1": cluster})  # type: ignore[dict-item]
-    assert str(info.value).startswith("cluster cluster1: ambient on OpenShift needs OVN-Kubernetes local gateway mode")
+    assert str(info.value).startswith(
+        "cluster cluster1: ambient on OpenShift needs OVN-Kubernetes local gateway mode"
+    )
+
+
+def test_provider_reports_the_version_of_a_ready_cluster():
+    cluster = FakeOpenShift({"ClusterVersion": CLUSTER_VERSION_419, "Network": network(True)})
+    facts = OpenShiftProvider().check_clusters(spec("ambient"), {"cluster1": cluster})  # type: ignore[dict-item]
+    assert facts == {"cluster1": "OCP 4.19.7, OVN-Kubernetes local gateway mode"}
 
 
 def test_provider_refuses_a_cluster_that_is_not_openshift():

@@ -68,7 +68,9 @@ def test_env_reads_literal_values_and_absent_means_unset():
 
 
 def test_sidecar_injection_needs_the_status_annotation_and_the_proxy():
-    classic = _pod({"sidecar.istio.io/status": '{"containers":["istio-proxy"]}'}, ["app", "istio-proxy"], ["istio-init"])
+    classic = _pod(
+        {"sidecar.istio.io/status": '{"containers":["istio-proxy"]}'}, ["app", "istio-proxy"], ["istio-init"]
+    )
     native = _pod({"sidecar.istio.io/status": "{}"}, ["app"], ["istio-validation", "istio-proxy"])  # trap 3
     assert health.sidecar_injected(classic) and health.sidecar_injected(native)
     assert not health.sidecar_injected(_pod({}, ["app"]))
@@ -97,13 +99,14 @@ def test_version_match_is_exact_on_the_patch():
 
 SETTLED_LOG = "\n".join(
     [
-        '2025-11-26T10:00:01Z\tINFO\tctrlr.istio\tReconciling',
-        '2025-11-26T10:00:02Z\tINFO\tctrlr.istio\tReconciliation done. Updating status.',
-        '2025-11-26T10:00:30Z\tINFO\tctrlr.ztunnel\tReconciliation done. Updating status.',
+        "2025-11-26T10:00:01Z\tINFO\tctrlr.istio\tReconciling",
+        "2025-11-26T10:00:02Z\tINFO\tctrlr.istio\tReconciliation done. Updating status.",
+        "2025-11-26T10:00:30Z\tINFO\tctrlr.ztunnel\tReconciliation done. Updating status.",
     ]
 )
 HOT_LOOP_LOG = "\n".join(
-    f"2025-11-26T10:00:{i % 60:02d}Z\tINFO\tctrlr.istiocni\tReconciliation done. Updating status." for i in range(240)
+    f"2025-11-26T10:00:{i % 60:02d}Z\tINFO\tctrlr.istiocni\tReconciliation done. Updating status."
+    for i in range(240)
 )
 
 
@@ -115,9 +118,15 @@ def test_reconcile_rate_passes_a_settled_operator_and_fails_a_hot_loop():
 
 
 def test_condition_true_reads_status_conditions():
-    istio = {"kind": "Istio", "metadata": {"name": "default"}, "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "IstiodNotReady"}]}}
+    istio = {
+        "kind": "Istio",
+        "metadata": {"name": "default"},
+        "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "IstiodNotReady"}]},
+    }
     verdict = health.condition_true(istio, "Ready")
     assert not verdict and "IstiodNotReady" in verdict.reason
     istio["status"]["conditions"][0]["status"] = "True"  # type: ignore[index]
     assert health.condition_true(istio, "Ready")
-    assert not health.condition_true({"kind": "ZTunnel", "metadata": {"name": "default"}, "status": {}}, "Ready")
+    assert not health.condition_true(
+        {"kind": "ZTunnel", "metadata": {"name": "default"}, "status": {}}, "Ready"
+    )

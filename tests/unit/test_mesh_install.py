@@ -40,13 +40,33 @@ class FakeCluster:
         self.applied.extend(docs)
         return list(docs)
 
-    def wait_for_condition(self, api: str, kind: str, name: str, ns: str | None, condition: str, *, status: str = "True", timeout: float) -> dict[str, Any]:
+    def wait_for_condition(
+        self,
+        api: str,
+        kind: str,
+        name: str,
+        ns: str | None,
+        condition: str,
+        *,
+        status: str = "True",
+        timeout: float,
+    ) -> dict[str, Any]:
         return self._wait(f"{kind}/{name} {condition}", timeout)
 
     def wait_rollout(self, kind: str, name: str, ns: str, *, timeout: float) -> dict[str, Any]:
         return self._wait(f"{kind}/{name} rollout", timeout)
 
-    def wait_for(self, api: str, kind: str, name: str, ns: str | None, predicate: Any, description: str, *, timeout: float) -> dict[str, Any]:
+    def wait_for(
+        self,
+        api: str,
+        kind: str,
+        name: str,
+        ns: str | None,
+        predicate: Any,
+        description: str,
+        *,
+        timeout: float,
+    ) -> dict[str, Any]:
         obj = self.objects.get((kind, name), {})
         verdict = predicate(obj)
         if not verdict:
@@ -59,7 +79,15 @@ class FakeCluster:
             raise AssertionError(f"{what}: timed out (fake)")
         return {}
 
-    def delete(self, api: str, kind: str, name: str, namespace: str | None = None, wait: bool = False, timeout: float = 0) -> bool:
+    def delete(
+        self,
+        api: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        wait: bool = False,
+        timeout: float = 0,
+    ) -> bool:
         self.deleted.append((kind, name))
         return True
 
@@ -73,7 +101,9 @@ class FakeRunner:
         self.existing = set(existing)  # probes for these first words succeed
         self.fail = fail
 
-    def __call__(self, args: Sequence[str], *, timeout: float, check: bool = True, env: Mapping[str, str] | None = None) -> tools.CommandResult:
+    def __call__(
+        self, args: Sequence[str], *, timeout: float, check: bool = True, env: Mapping[str, str] | None = None
+    ) -> tools.CommandResult:
         argv = list(args)
         self.calls.append(argv)
         for part in argv:
@@ -101,7 +131,11 @@ def test_steps_run_in_order_and_documents_arrive_as_files():
     runner = FakeRunner()
     executed = apply_plan(plan, clusters, timeouts=TIMEOUTS, runner=runner, progress=lambda _: None)
     assert executed == list(range(len(plan.steps)))
-    commands = [c for c in runner.calls if c[:3] not in (["kind", "get", "kubeconfig"], ["docker", "container", "inspect"])]
+    commands = [
+        c
+        for c in runner.calls
+        if c[:3] not in (["kind", "get", "kubeconfig"], ["docker", "container", "inspect"])
+    ]
     assert [c[0] for c in commands if c[0] in ("kind", "helm")][:2] == ["kind", "helm"]
     # helm got the istiod values the plan shows, byte for byte as YAML data.
     (istiod_step,) = [s for s in plan.steps if s.helm_chart == "istiod"]
@@ -110,13 +144,17 @@ def test_steps_run_in_order_and_documents_arrive_as_files():
     assert "<values-file>" not in istiod_call
     assert yaml.safe_load(runner.files[Path(values_path).name]) == istiod_step.helm_values
     # Manifests were applied to the cluster the step names.
-    assert [d["metadata"]["name"] for d in clusters["meshproof"].applied if d["kind"] == "ConfigMap"] == ["meshproof-install"]
+    assert [d["metadata"]["name"] for d in clusters["meshproof"].applied if d["kind"] == "ConfigMap"] == [
+        "meshproof-install"
+    ]
 
 
 def test_stages_select_the_steps():
     plan = plan_for(provider="kind", installer="istioctl", mode="ambient")
     runner = FakeRunner()
-    executed = apply_plan(plan, {"meshproof": FakeCluster("meshproof")}, timeouts=TIMEOUTS, stages=("mesh",), runner=runner)
+    executed = apply_plan(
+        plan, {"meshproof": FakeCluster("meshproof")}, timeouts=TIMEOUTS, stages=("mesh",), runner=runner
+    )
     assert executed == [i for i, _ in plan.steps_in("mesh")]
     assert not [c for c in runner.calls if c[0] in ("kind", "docker")]
 
@@ -124,9 +162,13 @@ def test_stages_select_the_steps():
 def test_existing_things_are_skipped_and_not_reported_as_created():
     plan = plan_for(provider="kind", installer="istioctl", mode="ambient")
     runner = FakeRunner(existing=("kind", "docker"))
-    executed = apply_plan(plan, {"meshproof": FakeCluster("meshproof")}, timeouts=TIMEOUTS, stages=("cluster",), runner=runner)
+    executed = apply_plan(
+        plan, {"meshproof": FakeCluster("meshproof")}, timeouts=TIMEOUTS, stages=("cluster",), runner=runner
+    )
     assert executed == []
-    assert all(c[:3] in (["kind", "get", "kubeconfig"], ["docker", "container", "inspect"]) for c in runner.calls)
+    assert all(
+        c[:3] in (["kind", "get", "kubeconfig"], ["docker", "container", "inspect"]) for c in runner.calls
+    )
 
 
 def test_waits_use_their_budgets_and_helpers():
@@ -154,18 +196,24 @@ def test_a_failing_wait_names_the_step_and_cluster():
 def test_a_failing_command_names_the_step():
     plan = plan_for(provider="kind", installer="helm", mode="sidecar")
     with pytest.raises(InstallError, match="'Install the istiod chart' on meshproof failed: command failed"):
-        apply_plan(plan, {"meshproof": FakeCluster("meshproof")}, timeouts=TIMEOUTS, runner=FakeRunner(fail="istiod"))
+        apply_plan(
+            plan, {"meshproof": FakeCluster("meshproof")}, timeouts=TIMEOUTS, runner=FakeRunner(fail="istiod")
+        )
 
 
 def test_multicluster_ca_is_generated_at_apply_time_and_shares_one_root():
     plan = plan_for(provider="kind", installer="helm", mode="sidecar", features="multicluster")
     clusters = {c.name: FakeCluster(c.name) for c in plan.spec.clusters}
     for cluster in clusters.values():  # cloud-provider-kind gave the east-west gateways addresses
-        cluster.objects[("Service", "istio-eastwestgateway")] = {"status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.9"}]}}}
+        cluster.objects[("Service", "istio-eastwestgateway")] = {
+            "status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.9"}]}}
+        }
     apply_plan(plan, clusters, timeouts=TIMEOUTS, runner=FakeRunner())
     roots, intermediates = set(), []
     for name, cluster in clusters.items():
-        (secret,) = [d for d in cluster.applied if d["kind"] == "Secret" and d["metadata"]["name"] == "cacerts"]
+        (secret,) = [
+            d for d in cluster.applied if d["kind"] == "Secret" and d["metadata"]["name"] == "cacerts"
+        ]
         data = secret["stringData"]
         assert set(data) == {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
         root = x509.load_pem_x509_certificate(data["root-cert.pem"].encode())
@@ -186,8 +234,12 @@ def test_field_waits_judge_the_object():
     assert field_satisfied({"status": {"phase": "Succeeded"}}, "status.phase", "Succeeded")
     assert not field_satisfied({"status": {"phase": "Installing"}}, "status.phase", "Succeeded")
     assert not field_satisfied({"status": {}}, "status.installPlanRef.name", None)
-    assert field_satisfied({"status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.9"}]}}}, "status.loadBalancer.ingress", None)
-    assert not field_satisfied({"status": {"loadBalancer": {"ingress": []}}}, "status.loadBalancer.ingress", None)
+    assert field_satisfied(
+        {"status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.9"}]}}}, "status.loadBalancer.ingress", None
+    )
+    assert not field_satisfied(
+        {"status": {"loadBalancer": {"ingress": []}}}, "status.loadBalancer.ingress", None
+    )
 
 
 def test_uninstall_reverses_only_what_ran_and_keeps_going():

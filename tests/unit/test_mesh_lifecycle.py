@@ -48,6 +48,9 @@ class FakeCluster:
             return {"metadata": {"name": name}}
         return None
 
+    def server_version(self) -> str:
+        return "v1.33.4"
+
     def close(self) -> None:
         return None
 
@@ -94,7 +97,9 @@ def test_different_install_is_replaced_on_kind_and_refused_elsewhere():
     assert decision.action == "replace" and decision.replaced == record_of(OTHER)
     with pytest.raises(ProvisionError) as info:
         decide_mesh(SPEC, {"c1": record_of(OTHER)}, {"c1": True}, disposable=False)
-    assert "already has a different meshproof install (provider=kind installer=helm mode=sidecar" in str(info.value)
+    assert "already has a different meshproof install (provider=kind installer=helm mode=sidecar" in str(
+        info.value
+    )
     assert "\n" not in str(info.value)
 
 
@@ -110,7 +115,7 @@ def test_partly_installed_multicluster_is_completed():
     assert decision.action == "install"
 
 
-# --- the provisioner ------------------------------------------------------------------------------------------
+# --- the provisioner -----------------------------------------------------------------------------------
 
 
 def test_reuse_installs_nothing(tmp_path: Path):
@@ -130,7 +135,11 @@ def test_replace_uninstalls_the_recorded_install_then_installs(tmp_path: Path):
 
 def test_shared_cluster_with_another_install_is_refused(tmp_path: Path):
     cfg = cfg_for(provider="existing", context=["ctx"])
-    other = MeshSpec.from_config(load_config({"provider": "existing", "installer": "helm", "mode": "sidecar", "context": ["ctx"]}, env={}))
+    other = MeshSpec.from_config(
+        load_config(
+            {"provider": "existing", "installer": "helm", "mode": "sidecar", "context": ["ctx"]}, env={}
+        )
+    )
     rec = Recorder()
     with pytest.raises(ProvisionError, match="different meshproof install"):
         provisioner(tmp_path, cfg, FakeCluster(record_of(other), istiod=True), rec).ensure_mesh()

@@ -9,12 +9,16 @@ from meshproof.mesh.spec import MeshSpec
 
 
 def spec(**cli: object) -> MeshSpec:
-    return MeshSpec.from_config(load_config({"provider": "kind", "installer": "helm", "mode": "ambient", **cli}, env={}))
+    return MeshSpec.from_config(
+        load_config({"provider": "kind", "installer": "helm", "mode": "ambient", **cli}, env={})
+    )
 
 
 def test_fingerprint_is_stable_and_ignores_run_identity():
     a = MeshSpec.from_config(load_config({"mode": "ambient"}, env={"MESHPROOF_RUN_ID": "run-a"}))
-    b = MeshSpec.from_config(load_config({"mode": "ambient", "results_dir": "/tmp/x", "timeout_scale": "3"}, env={}))
+    b = MeshSpec.from_config(
+        load_config({"mode": "ambient", "results_dir": "/tmp/x", "timeout_scale": "3"}, env={})
+    )
     assert a.fingerprint() == b.fingerprint()
     assert len(a.fingerprint()) == 64
 
@@ -28,8 +32,12 @@ def test_fingerprint_changes_with_what_is_installed():
 
 
 def test_kube_contexts_do_not_change_the_fingerprint():
-    one = MeshSpec.from_config(load_config({"provider": "existing", "installer": "helm", "context": ["admin@a"]}, env={}))
-    two = MeshSpec.from_config(load_config({"provider": "existing", "installer": "helm", "context": ["other-name-for-a"]}, env={}))
+    one = MeshSpec.from_config(
+        load_config({"provider": "existing", "installer": "helm", "context": ["admin@a"]}, env={})
+    )
+    two = MeshSpec.from_config(
+        load_config({"provider": "existing", "installer": "helm", "context": ["other-name-for-a"]}, env={})
+    )
     assert one.fingerprint() == two.fingerprint()
     assert one.primary.context == "admin@a"
 
@@ -44,20 +52,34 @@ def test_namespaces_per_installer_and_platform():
     assert spec(mode="sidecar", features="nftables").cni_namespace == "istio-system"
     sail = spec(installer="sail")
     assert (sail.cni_namespace, sail.ztunnel_namespace) == ("istio-cni", "ztunnel")
-    ocp = MeshSpec.from_config(load_config({"provider": "openshift", "installer": "helm", "mode": "ambient"}, env={}))
-    assert (ocp.cni_namespace, ocp.ztunnel_namespace, ocp.platform) == ("kube-system", "kube-system", "openshift")
+    ocp = MeshSpec.from_config(
+        load_config({"provider": "openshift", "installer": "helm", "mode": "ambient"}, env={})
+    )
+    assert (ocp.cni_namespace, ocp.ztunnel_namespace, ocp.platform) == (
+        "kube-system",
+        "kube-system",
+        "openshift",
+    )
 
 
 def test_revision_names():
     assert spec(installer="sail").revision == "default"
-    revision_based = MeshSpec.from_config(load_config({"installer": "sail"}, env={}), revision_strategy="RevisionBased")
+    revision_based = MeshSpec.from_config(
+        load_config({"installer": "sail"}, env={}), revision_strategy="RevisionBased"
+    )
     assert revision_based.revision == "default-v1-27-9"
     assert revision_based.istiod_deployment == "istiod-default-v1-27-9"
 
 
 def test_record_round_trip_restores_the_spec_with_contexts():
     original = spec(features="multicluster")
-    configmap = {"data": {"fingerprint": original.fingerprint(), "summary": original.summary(), "spec.json": original.canonical_json()}}
+    configmap = {
+        "data": {
+            "fingerprint": original.fingerprint(),
+            "summary": original.summary(),
+            "spec.json": original.canonical_json(),
+        }
+    }
     record = record_from_configmap(configmap)
     assert isinstance(record, InstallRecord) and record.matches(original)
     restored = record.spec({c.name: c.context for c in original.clusters})

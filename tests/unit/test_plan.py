@@ -1,4 +1,4 @@
-"""Install plans for every provider x installer x mode x feature: they render, are stable, and carry the facts.
+"""Install plans for every provider x installer x mode x feature: they render, are stable, carry the facts.
 
 Assertions read the rendered objects (Helm values, the IstioOperator, Sail CRs, command arguments), never
 substrings of the printed text. The "views" below pull the control-plane settings out of whichever shape the
@@ -34,8 +34,15 @@ FEATURE_SETS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def make_config(provider: str, installer: str, mode: str, features: tuple[str, ...] = (), **extra: Any) -> RunConfig:
-    cli: dict[str, object] = {"provider": provider, "installer": installer, "mode": mode, "features": ",".join(features)}
+def make_config(
+    provider: str, installer: str, mode: str, features: tuple[str, ...] = (), **extra: Any
+) -> RunConfig:
+    cli: dict[str, object] = {
+        "provider": provider,
+        "installer": installer,
+        "mode": mode,
+        "features": ",".join(features),
+    }
     if provider != "kind":
         cli["context"] = ["ctx-a", "ctx-b"]
     cli.update(extra)
@@ -145,7 +152,9 @@ def control_plane(plan: InstallPlan, cluster: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("provider", "installer", "mode", "features"), COMBINATIONS)
-def test_plan_renders_stably_and_carries_the_facts(provider: str, installer: str, mode: str, features: tuple[str, ...]):
+def test_plan_renders_stably_and_carries_the_facts(
+    provider: str, installer: str, mode: str, features: tuple[str, ...]
+):
     cfg = make_config(provider, installer, mode, features)
     refusal = expected_refusal(provider, installer, mode, features)
     if refusal is not None:
@@ -198,7 +207,9 @@ def assert_mode_facts(plan: InstallPlan, cluster: str, view: dict[str, Any]) -> 
         assert view["global"].get("platform") == "openshift"
         assert view["cni_global"].get("platform") == "openshift"
     if openshift and spec.installer == "helm" and spec.mode == "ambient":
-        assert helm_namespace(plan, cluster, "cni") == helm_namespace(plan, cluster, "ztunnel") == "kube-system"
+        assert (
+            helm_namespace(plan, cluster, "cni") == helm_namespace(plan, cluster, "ztunnel") == "kube-system"
+        )
 
 
 def assert_feature_facts(plan: InstallPlan, cluster: str, view: dict[str, Any]) -> None:
@@ -211,7 +222,9 @@ def assert_feature_facts(plan: InstallPlan, cluster: str, view: dict[str, Any]) 
         assert view["cni_enabled"]
     # GIE: the real flag (trap 4) and CRDs of the group this build watches (trap 2).
     assert (view["env"].get("ENABLE_GATEWAY_API_INFERENCE_EXTENSION") == "true") is has(Feature.GIE)
-    crd_waits = {w.name for s in steps_on(plan, cluster) for w in s.wait if w.kind == "CustomResourceDefinition"}
+    crd_waits = {
+        w.name for s in steps_on(plan, cluster) for w in s.wait if w.kind == "CustomResourceDefinition"
+    }
     pools = {n for n in crd_waits if n.startswith("inferencepools.")}
     if has(Feature.GIE):
         group = "inference.networking.k8s.io" if spec.build == "ossm" else "inference.networking.x-k8s.io"
@@ -249,9 +262,13 @@ def assert_multicluster_facts(plan: InstallPlan) -> None:
         assert glob["multiCluster"] == {"clusterName": cluster.name}
         assert glob["network"] == cluster.network
         networks.add(cluster.network)
-        system_ns = [m for m in manifests(plan, cluster.name, "Namespace") if m["metadata"]["name"] == "istio-system"]
+        system_ns = [
+            m for m in manifests(plan, cluster.name, "Namespace") if m["metadata"]["name"] == "istio-system"
+        ]
         assert one(system_ns)["metadata"]["labels"]["topology.istio.io/network"] == cluster.network
-        cacerts = one([m for m in manifests(plan, cluster.name, "Secret") if m["metadata"]["name"] == "cacerts"])
+        cacerts = one(
+            [m for m in manifests(plan, cluster.name, "Secret") if m["metadata"]["name"] == "cacerts"]
+        )
         assert "data" not in cacerts and "stringData" not in cacerts  # keys are made at apply time only
         if spec.ambient:
             assert view["env"]["AMBIENT_ENABLE_MULTI_NETWORK"] == "true"  # istio-facts §8.1
@@ -295,8 +312,10 @@ def assert_recorded_last(plan: InstallPlan, cluster: str) -> None:
         pytest.param("3.2.9", "1.27.9", "sailoperator.io/v1", None, id="ossm-3.2.9"),
     ],
 )
-def test_ztunnel_api_version_follows_the_ossm_release(ossm: str, istio: str, api_version: str, profile: str | None):
-    """istio-facts §0 trap 1: 3.2.0 serves only v1alpha1 (with profile); v1 from 3.2.1 has no profile field."""
+def test_ztunnel_api_version_follows_the_ossm_release(
+    ossm: str, istio: str, api_version: str, profile: str | None
+):
+    """istio-facts §0 trap 1: 3.2.0 serves only v1alpha1 (with profile); v1 (3.2.1+) has no profile."""
     cfg = make_config("openshift", "sail", "ambient", ossm_version=ossm, istio_version=istio)
     plan = build_plan(cfg)
     ztunnel = one(manifests(plan, plan.spec.primary.name, "ZTunnel"))
@@ -328,7 +347,9 @@ def test_openshift_sail_pins_the_ossm_csv_through_manual_approval():
     assert sub["spec"]["installPlanApproval"] == "Manual"
     assert sub["spec"]["startingCSV"] == "servicemeshoperator3.v3.2.9"
     csv_waits = [w for s in plan.steps for w in s.wait if w.kind == "ClusterServiceVersion"]
-    assert [(w.name, w.field, w.equals) for w in csv_waits] == [("servicemeshoperator3.v3.2.9", "status.phase", "Succeeded")]
+    assert [(w.name, w.field, w.equals) for w in csv_waits] == [
+        ("servicemeshoperator3.v3.2.9", "status.phase", "Succeeded")
+    ]
     assert not [s for s in plan.steps if s.helm_chart == "sail-operator"]  # OLM, not the upstream chart
 
 
@@ -368,14 +389,21 @@ def test_kind_cluster_is_pinned_and_reusable():
 @pytest.mark.parametrize(
     ("overrides", "message_start"),
     [
-        pytest.param({"istio_version": "1.26.3"}, "--istio-version 1.26.3: meshproof targets Istio 1.27", id="not-1.27"),
+        pytest.param(
+            {"istio_version": "1.26.3"}, "--istio-version 1.26.3: meshproof targets Istio 1.27", id="not-1.27"
+        ),
         pytest.param(
             {"installer": "istioctl", "istio_version": "1.27.3"},
             "--installer istioctl installs the version of the istioctl binary",
             id="istioctl-other-patch",
         ),
         pytest.param(
-            {"provider": "openshift", "installer": "sail", "ossm_version": "3.2.0", "istio_version": "1.27.9"},
+            {
+                "provider": "openshift",
+                "installer": "sail",
+                "ossm_version": "3.2.0",
+                "istio_version": "1.27.9",
+            },
             "OSSM 3.2.0 does not offer Istio 1.27.9",
             id="ossm-3.2.0-with-1.27.9",
         ),
@@ -394,12 +422,23 @@ def test_kind_cluster_is_pinned_and_reusable():
 def test_refused_versions_say_why(overrides: dict[str, str], message_start: str):
     base = {"provider": "kind", "installer": "helm", "mode": "sidecar"}
     cfg = make_config(**{**base, **overrides})  # type: ignore[arg-type]
-    with pytest.raises(UnsupportedCombination, match="^" + message_start.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(
+        UnsupportedCombination, match="^" + message_start.replace("(", r"\(").replace(".", r"\.")
+    ):
         build_plan(cfg)
 
 
 def test_multicluster_on_shared_clusters_needs_two_contexts():
-    cfg = load_config({"provider": "existing", "installer": "helm", "mode": "sidecar", "features": "multicluster", "context": ["only"]}, env={})
+    cfg = load_config(
+        {
+            "provider": "existing",
+            "installer": "helm",
+            "mode": "sidecar",
+            "features": "multicluster",
+            "context": ["only"],
+        },
+        env={},
+    )
     with pytest.raises(UnsupportedCombination, match="needs two --context values"):
         build_plan(cfg)
 
@@ -418,4 +457,6 @@ def test_every_step_document_is_named_by_a_placeholder_in_its_command():
 
 def test_plan_step_refuses_a_command_and_manifests_together():
     with pytest.raises(ValueError, match="either runs a command or applies manifests"):
-        PlanStep(title="x", cluster="c", command=["true"], manifests=[{"apiVersion": "v1", "kind": "Namespace"}])
+        PlanStep(
+            title="x", cluster="c", command=["true"], manifests=[{"apiVersion": "v1", "kind": "Namespace"}]
+        )

@@ -28,7 +28,16 @@ def test_prints_the_plan_and_exits_zero(capsys: pytest.CaptureFixture[str]):
 
 
 def test_same_options_give_byte_identical_output(capsys: pytest.CaptureFixture[str]):
-    argv = ["--provider", "openshift", "--installer", "sail", "--mode", "sidecar", "--features", "gie,istio-csr"]
+    argv = [
+        "--provider",
+        "openshift",
+        "--installer",
+        "sail",
+        "--mode",
+        "sidecar",
+        "--features",
+        "gie,istio-csr",
+    ]
     plan_command.main(argv)
     first = capsys.readouterr().out
     plan_command.main(argv)

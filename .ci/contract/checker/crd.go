@@ -26,8 +26,8 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 )
@@ -229,7 +229,9 @@ func validateMetadata(v *crdVersion, obj map[string]interface{}) []finding {
 }
 
 func fieldErr(e *field.Error) finding {
-	return finding{Path: strings.TrimPrefix(e.Field, "<nil>."), Message: e.ErrorBody()}
+	// A nil root path prints as "<nil>"; the root of the document is reported as "".
+	path := strings.TrimPrefix(strings.TrimPrefix(e.Field, "<nil>"), ".")
+	return finding{Path: path, Message: e.ErrorBody()}
 }
 
 func deepCopyJSON(in map[string]interface{}) map[string]interface{} {

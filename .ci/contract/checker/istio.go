@@ -14,9 +14,9 @@ import (
 	"sort"
 
 	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // the decoder istioctl uses
+	"google.golang.org/protobuf/reflect/protoreflect"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/operator/pkg/apis"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	sigsjson "sigs.k8s.io/json"
 )
 

@@ -1,0 +1,217 @@
+"""Benchmark reports from a synthetic cluster result (four arms, both sweeps, a max-throughput and a Locust
+run, resources, one invalid run): every plot is a real non-empty PNG, the HTML embeds exactly those
+PNGs, the Markdown carries the mesh-cost intervals, and benchmark.json round-trips with its version."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meshproof.bench.analysis import mesh_costs, path_costs, resource_costs, summarize
+from meshproof.bench.histogram import histogram_from_samples, summary_from_samples
+from meshproof.bench.model import (
+    SCHEMA_VERSION,
+    BenchmarkResults,
+    ResourceUsage,
+    ResultsError,
+    RunRecord,
+    load_results,
+)
+from meshproof.reporting.bench import rebuild_reports, write_reports
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# added latency per arm in ms: the shape of the published anchors (perf-anchors §0), not their values
+COST = {"no-mesh": 0.0, "sidecar": 0.30, "ambient": 0.15, "waypoint": 0.45}
+CPU_PER_PROXY = {
+    "sidecar-client": 200,
+    "sidecar-server": 210,
+    "ztunnel-client-node": 60,
+    "ztunnel-server-node": 55,
+    "waypoint": 250,
+}
+
+
+def make_run(
+    arm: str,
+    tool: str,
+    qps: float | None,
+    conns: int,
+    rep: int,
+    order: int,
+    scenarios: list[str],
+    valid: bool = True,
+) -> RunRecord:
+    rng = np.random.default_rng(hash((arm, qps, conns, rep)) % 2**32)
+    samples = 0.25 + COST[arm] + rng.lognormal(np.log(0.2 + 0.0001 * (qps or 3000) + 0.01 * conns), 0.3, 4000)
+    return RunRecord(
+        run_id=f"{tool}-{arm}-q{qps or 'max'}-c{conns}-r{rep}",
+        tool=tool,  # type: ignore[arg-type]
+        arm=arm,
+        scenarios=scenarios,
+        repetition=rep,
+        order=order,
+        target="http://fortio-server:8080/echo",
+        requested_qps=qps,
+        connections=conns,
+        payload_bytes=1024,
+        requested_duration_s=30,
+        started_at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+        actual_duration_s=30,
+        actual_qps=(qps or 9000 - 1000 * list(COST).index(arm)) * (1.0 if valid else 0.8),
+        requests=4000,
+        errors=0,
+        latency=summary_from_samples(samples),
+        histogram=histogram_from_samples(samples),
+        per_second_counts=[133] * 30 if tool == "locust" else None,
+        valid=valid,
+        invalid_reasons=[] if valid else ["actual QPS 3200.0 is 80.0% of the requested 4000 (minimum 99%)"],
+    )
+
+
+@pytest.fixture(scope="module")
+def results() -> BenchmarkResults:
+    runs: list[RunRecord] = []
+    resources: list[ResourceUsage] = []
+    order = 0
+    points = [(1000.0, c, ["connection-sweep"]) for c in (4, 16, 64)] + [
+        (q, 16, ["qps-sweep"]) for q in (100, 4000)
+    ]
+    points.append((None, 16, ["max-throughput"]))
+    for rep in (1, 2, 3):
+        for qps, conns, scenarios in points:
+            for arm in COST:
+                valid = not (arm == "waypoint" and qps == 4000)
+                run = make_run(arm, "fortio", qps, conns, rep, order, scenarios, valid)
+                runs.append(run)
+                order += 1
+                for component, cpu in CPU_PER_PROXY.items():
+                    if component.split("-")[0] in arm or (
+                        arm == "waypoint" and component.startswith("ztunnel")
+                    ):
+                        resources.append(
+                            ResourceUsage(
+                                run_id=run.run_id,
+                                arm=arm,
+                                component=component,
+                                pod="p",  # type: ignore[arg-type]
+                                container="istio-proxy",
+                                cpu_millicores=cpu * (qps or 3000) / 1000,
+                                memory_working_set_mib=60,
+                                samples=4,
+                            )
+                        )
+        for arm in COST:
+            runs.append(make_run(arm, "locust", None, 32, rep, order, ["locust"]))
+            order += 1
+    return BenchmarkResults(
+        kind="cluster",
+        environment={"provider": "kind", "mode": "ambient"},
+        plan={"name": "t"},
+        runs=runs,
+        resources=resources,
+        notes=["synthetic"],
+    )
+
+
+def test_summaries_exclude_invalid_runs(results: BenchmarkResults) -> None:
+    cells = {s.cell.label(): s for s in summarize(results)}
+    bad = cells["waypoint fortio qps=4000 c=16 1024B"]
+    assert bad.valid_runs == 0 and bad.invalid_runs == 3 and bad.throughput is None and not bad.percentiles_ms
+    assert "80.0% of the requested" in bad.invalid_reasons[0]
+    good = cells["sidecar fortio qps=1000 c=16 1024B"]
+    assert good.valid_runs == 3 and good.percentiles_ms["p50"] < good.percentiles_ms["p99"]
+
+
+def test_mesh_costs_against_no_mesh(results: BenchmarkResults) -> None:
+    costs = {c.cell.label(): {d.metric: d for d in c.diffs} for c in mesh_costs(results)}
+    sidecar = costs["sidecar fortio qps=1000 c=16 1024B"]["p50"]
+    assert sidecar.diff == pytest.approx(0.30, abs=0.05) and sidecar.diff_low > 0
+    ambient = costs["ambient fortio qps=1000 c=16 1024B"]["p50"]
+    assert ambient.diff == pytest.approx(0.15, abs=0.05)
+    assert "waypoint fortio qps=4000 c=16 1024B" not in costs  # no valid run: no difference is made up
+
+
+def test_resources_per_1000_rps_and_per_path(results: BenchmarkResults) -> None:
+    costs = resource_costs(results)
+    sidecar_server = next(c for c in costs if c.arm == "sidecar" and c.component == "sidecar-server")
+    assert sidecar_server.cpu_per_1000_rps == pytest.approx(210)
+    paths = path_costs(costs)
+    assert paths["sidecar"][0] == pytest.approx(410) and paths["ambient"][0] == pytest.approx(115)
+    assert paths["waypoint"][0] == pytest.approx(365) and paths["sidecar"][1] == 120
+
+
+def test_reports_have_real_plots_embedded(results: BenchmarkResults, tmp_path: Path) -> None:
+    paths = write_reports(results, tmp_path)
+    names = sorted(p.name for p in paths.plots)
+    assert names == [
+        "latency-by-arm.png",
+        "latency-vs-connections.png",
+        "latency-vs-qps.png",
+        "resources.png",
+    ]
+    html = paths.html.read_text(encoding="utf-8")
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(embedded) == 4
+    for plot_path in paths.plots:
+        data = plot_path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        assert base64.b64encode(data).decode() in embedded
+    assert "<script" not in html and "http://" not in html.replace(
+        "http://fortio-server", ""
+    )  # self-contained
+    md = paths.markdown.read_text(encoding="utf-8")
+    for heading in (
+        "## Latency and throughput per cell",
+        "## Difference to no-mesh",
+        "## Proxy CPU and memory",
+        "## Invalid runs",
+        "## Runs in execution order",
+    ):
+        assert heading in md
+    assert "### sidecar fortio qps=1000 c=16 1024B" in md
+
+
+def test_json_round_trip_and_rebuild(results: BenchmarkResults, tmp_path: Path) -> None:
+    write_reports(results, tmp_path)
+    loaded = load_results(tmp_path)
+    assert loaded.runs == results.runs and loaded.version == SCHEMA_VERSION
+    (tmp_path / "benchmark.md").unlink()
+    paths = rebuild_reports(tmp_path / "benchmark.json")
+    assert paths.markdown.is_file() and len(paths.plots) == 4
+
+
+def test_local_result_gets_only_the_plots_it_has_data_for(tmp_path: Path) -> None:
+    run = make_run("no-mesh", "fortio", 200, 4, 1, 0, ["local"]).model_copy(update={"arm": "local"})
+    paths = write_reports(BenchmarkResults(kind="local", runs=[run]), tmp_path)
+    assert [p.name for p in paths.plots] == ["latency-by-arm.png"]
+    assert "Difference to no-mesh" not in paths.markdown.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no benchmark.json"),
+        ("{", "not readable JSON"),
+        (json.dumps({"schema": "other"}), "not a meshproof benchmark file"),
+        (
+            json.dumps({"schema": "meshproof.io/benchmark", "version": SCHEMA_VERSION + 1}),
+            "upgrade meshproof",
+        ),
+        (
+            json.dumps({"schema": "meshproof.io/benchmark", "version": 1, "kind": "moon"}),
+            "invalid field kind",
+        ),
+    ],
+)
+def test_unreadable_results_give_one_line(tmp_path: Path, content: str | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / "benchmark.json").write_text(content, encoding="utf-8")
+    with pytest.raises(ResultsError, match=message) as info:
+        load_results(tmp_path)
+    assert "\n" not in str(info.value)
