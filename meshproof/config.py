@@ -41,10 +41,12 @@ class Feature(StrEnum):
 Provider = Literal["kind", "openshift", "existing"]
 Mode = Literal["sidecar", "ambient"]
 Installer = Literal["istioctl", "helm", "sail"]
+RevisionStrategy = Literal["InPlace", "RevisionBased"]
 
 PROVIDERS: tuple[str, ...] = ("kind", "openshift", "existing")
 MODES: tuple[str, ...] = ("sidecar", "ambient")
 INSTALLERS: tuple[str, ...] = ("istioctl", "helm", "sail")
+REVISION_STRATEGIES: tuple[str, ...] = ("InPlace", "RevisionBased")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
 
 
@@ -64,6 +66,7 @@ class RunConfig(BaseModel):
     contexts: list[str] = Field(default_factory=list)
     mode: Mode = "ambient"
     installer: Installer = "istioctl"
+    revision_strategy: RevisionStrategy = "InPlace"
     istio_version: str = DEFAULT_ISTIO_VERSION
     ossm_version: str = DEFAULT_OSSM_VERSION
     features: frozenset[Feature] = frozenset()
@@ -119,6 +122,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("mode", "mesh data-plane mode under test", MODES),
     Option("installer", "how the mesh is installed", INSTALLERS),
+    Option(
+        "revision_strategy",
+        "Sail update strategy: InPlace, or RevisionBased (revision + `default` tag)",
+        REVISION_STRATEGIES,
+    ),
     Option("istio_version", f"Istio version (default {DEFAULT_ISTIO_VERSION})", metavar="X.Y.Z"),
     Option("ossm_version", f"OSSM operator version for --installer sail (default {DEFAULT_OSSM_VERSION})"),
     Option("features", "comma list of: " + ", ".join(f.value for f in Feature), metavar="LIST"),
@@ -239,7 +247,7 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields[dest] = _parse_version(str(value), "--" + dest.replace("_", "-"))
         elif dest in ("reuse_cluster", "keep_cluster", "keep_on_failure", "offline"):
             fields[dest] = _parse_bool(value, "--" + dest.replace("_", "-"))
-        elif dest in ("provider", "mode", "installer"):
+        elif dest in ("provider", "mode", "installer", "revision_strategy"):
             fields[dest] = _parse_choice(value, _OPTIONS_BY_DEST[dest])
         elif dest in ("kubeconfig", "results_dir"):
             fields[dest] = Path(str(value)).expanduser()

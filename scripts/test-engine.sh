@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.cache/bin:$PATH"   # fortio installed by scripts/setup.sh --dev
+export MESHPROOF_REQUIRE_REAL_TOOLS=1  # the local-real tier fails, never skips, when a tool is missing
 
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .

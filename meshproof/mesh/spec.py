@@ -107,7 +107,7 @@ class MeshSpec(BaseModel):
         The revision strategy comes from the argument, else from `cfg.revision_strategy` when the config
         has such a field, else InPlace.
         """
-        strategy: RevisionStrategy = revision_strategy or getattr(cfg, "revision_strategy", None) or "InPlace"
+        strategy: RevisionStrategy = revision_strategy or cfg.revision_strategy
         features = tuple(sorted(cfg.features, key=lambda f: f.value))
         _refuse_impossible(cfg, strategy)
         platform: Platform = "openshift" if cfg.provider == "openshift" else "kubernetes"

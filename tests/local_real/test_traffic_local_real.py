@@ -12,7 +12,6 @@ nor behaviour specific to the curl version in the image.
 from __future__ import annotations
 
 import http.server
-import shutil
 import socket
 import socketserver
 import struct
@@ -23,10 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures_data.real_tools import real_tool
 
 from meshproof.checks import responses
 from meshproof.checks.identity import spiffe_id
-from meshproof.tools import ToolMissing, find_tool
 from meshproof.traffic import (
     Response,
     TransportError,
@@ -135,8 +134,7 @@ def free_port() -> int:
 
 
 def run_curl(url: str, **kwargs: object) -> list[Response]:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed on this machine")
+    real_tool("curl")
     marker = new_marker()
     argv = curl_command(url, marker=marker, **{"request_timeout": 2.0, **kwargs})  # type: ignore[arg-type]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -195,10 +193,7 @@ def test_new_connection_per_request_versus_reuse(keepalive_server: CountingHTTPS
 
 @pytest.fixture(scope="module")
 def fortio() -> Path:
-    try:
-        return find_tool("fortio")
-    except ToolMissing as exc:
-        pytest.skip(f"fortio is not installed: {exc}")
+    return real_tool("fortio")
 
 
 @pytest.fixture(scope="module")

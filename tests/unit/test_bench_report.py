@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meshproof.bench.analysis import mesh_costs, path_costs, resource_costs, summarize
+from meshproof.bench.analysis import PATH_COMPONENTS, mesh_costs, path_costs, resource_costs, summarize
 from meshproof.bench.histogram import histogram_from_samples, summary_from_samples
 from meshproof.bench.model import (
     SCHEMA_VERSION,
@@ -90,22 +90,19 @@ def results() -> BenchmarkResults:
                 run = make_run(arm, "fortio", qps, conns, rep, order, scenarios, valid)
                 runs.append(run)
                 order += 1
-                for component, cpu in CPU_PER_PROXY.items():
-                    if component.split("-")[0] in arm or (
-                        arm == "waypoint" and component.startswith("ztunnel")
-                    ):
-                        resources.append(
-                            ResourceUsage(
-                                run_id=run.run_id,
-                                arm=arm,
-                                component=component,
-                                pod="p",  # type: ignore[arg-type]
-                                container="istio-proxy",
-                                cpu_millicores=cpu * (qps or 3000) / 1000,
-                                memory_working_set_mib=60,
-                                samples=4,
-                            )
+                for component in PATH_COMPONENTS[arm]:
+                    resources.append(
+                        ResourceUsage(
+                            run_id=run.run_id,
+                            arm=arm,
+                            component=component,  # type: ignore[arg-type]
+                            pod="p",
+                            container="istio-proxy",
+                            cpu_millicores=CPU_PER_PROXY[component] * (run.actual_qps / 1000),
+                            memory_working_set_mib=60,
+                            samples=4,
                         )
+                    )
         for arm in COST:
             runs.append(make_run(arm, "locust", None, 32, rep, order, ["locust"]))
             order += 1

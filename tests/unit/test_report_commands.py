@@ -14,7 +14,9 @@ def write_report(tmp_path, outcome=Outcome.PASSED, status=RunStatus.COMPLETE):
     cfg = load_config({"run_id": "r", "results_dir": str(tmp_path / "r")}, env={})
     report = ConformanceReport(config=cfg, status=status)
     report.record(CaseResult("s::test_a", outcome, features=["authz"]))
-    report.record(CaseResult("s::test_b", Outcome.UNSUPPORTED, features=["gie"], reason="unsupported: no gie"))
+    report.record(
+        CaseResult("s::test_b", Outcome.UNSUPPORTED, features=["gie"], reason="unsupported: no gie")
+    )
     report.write(cfg.results_dir)
     return cfg.results_dir
 

@@ -191,7 +191,9 @@ def test_preflight_stops_before_the_first_test_with_one_message(
     assert "must not run" not in output
     assert "Traceback" not in output
     (line,) = [ln for ln in output.splitlines() if "cannot run the suites" in ln]
+    assert line.startswith("ERROR: meshproof: cannot run the suites on provider 'kind'")
     assert "kind" in line and "docker" in line
+    assert "meshproof tools install kind" in output  # how to get what is missing
     data = read_report(results)
     assert data["status"] == "aborted" and "cannot run the suites" in data["abortReason"]
 
@@ -213,3 +215,30 @@ def test_engine_test_runs_write_no_report(pytester: pytest.Pytester):
     )
     long_id = make_test_id("s::" + "test_" + "x" * 100)
     assert len(long_id) <= 40 and long_id == make_test_id("s::" + "test_" + "x" * 100)
+
+
+def test_impossible_combination_is_refused_before_looking_for_tools(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    pytester.makeconftest('pytest_plugins = ["fixtures.run"]\n')
+    pytester.makepyfile("def test_x():\n    raise AssertionError('must not run')\n")
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    results = tmp_path / "results"
+    result = pytester.run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "--mode",
+        "ambient",
+        "--features",
+        "nftables",
+        "--results-dir",
+        str(results),
+        "-p",
+        "no:cacheprovider",
+        timeout=60,
+    )
+    assert result.ret == 4
+    (line,) = [ln for ln in result.stdout.lines + result.stderr.lines if "cannot run the suites" in ln]
+    assert "nftables" in line and "sidecar" in line
+    assert read_report(results)["status"] == "aborted"

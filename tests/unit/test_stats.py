@@ -134,3 +134,19 @@ def test_histogram_resampling_reproduces_the_percentile_on_average() -> None:
 
 def test_empty_histogram_has_no_percentile() -> None:
     assert np.isnan(Histogram().percentile(50))
+
+
+def test_rank_bootstrap_matches_resampling_every_request() -> None:
+    """The shortcut (binomial rank of the order statistic) against the naive bootstrap that re-draws all
+    requests (a multinomial over the buckets): same intervals within sampling noise."""
+    from meshproof.bench.model import interpolated_percentiles
+
+    hist = histogram_from_samples(latencies(11, 3000))
+    qs = [50.0, 90.0, 99.0]
+    fast = resample_histogram_percentiles(hist, qs, 3000, np.random.default_rng(1))
+    starts, ends, counts = hist.arrays()
+    drawn = np.random.default_rng(2).multinomial(counts.sum(), counts / counts.sum(), size=3000)
+    naive = np.stack([interpolated_percentiles(starts, ends, drawn, q) for q in qs], axis=1)
+    for i in range(len(qs)):
+        for level in (0.025, 0.5, 0.975):
+            assert np.quantile(fast[:, i], level) == pytest.approx(np.quantile(naive[:, i], level), rel=0.01)

@@ -1,0 +1,204 @@
+"""`meshproof bench` command: exit codes and one-line errors; compare on synthetic results files.
+
+The real-tool paths (fortio and Locust against a local server) are in tests/local_real/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meshproof.bench.histogram import histogram_from_samples, summary_from_samples
+from meshproof.bench.model import BenchmarkResults, RunRecord
+from meshproof.commands import bench as bench_cmd
+
+
+def results_dir(tmp_path: Path, name: str, scale: float, *, valid: bool = True, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    samples = (0.3 + rng.lognormal(np.log(0.2), 0.3, 20000)) * scale
+    run = RunRecord(
+        run_id="fortio-local-r1",
+        tool="fortio",
+        arm="local",
+        repetition=1,
+        order=0,
+        target="http://127.0.0.1:8080/echo",
+        requested_qps=1000,
+        connections=8,
+        requested_duration_s=20,
+        started_at=datetime(2026, 11, 26, tzinfo=UTC),
+        actual_duration_s=20,
+        actual_qps=1000 if valid else 700,
+        requests=samples.size,
+        errors=0,
+        latency=summary_from_samples(samples),
+        histogram=histogram_from_samples(samples),
+        valid=valid,
+        invalid_reasons=[] if valid else ["actual QPS 700.0 is 70.0% of the requested 1000 (minimum 99%)"],
+    )
+    directory = tmp_path / name
+    BenchmarkResults(kind="local", runs=[run]).save(directory)
+    return directory
+
+
+def test_register_adds_bench_with_three_actions() -> None:
+    parser = argparse.ArgumentParser(prog="meshproof")
+    bench_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "compare", "a", "b", "--threshold-pct", "5"])
+    assert args.func is bench_cmd.cmd_compare and args.threshold_pct == 5
+    args = parser.parse_args(["bench", "report", "dir"])
+    assert args.func is bench_cmd.cmd_report
+    args = parser.parse_args(
+        [
+            "bench",
+            "local",
+            "--url",
+            "http://127.0.0.1:1/",
+            "--tool",
+            "fortio",
+            "--qps",
+            "max",
+            "--connections",
+            "2",
+            "--duration",
+            "3",
+            "--output",
+            "o",
+        ]
+    )
+    assert args.qps is None and args.repetitions == 1 and args.func is bench_cmd.cmd_local
+
+
+def test_bench_without_an_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_cmd.main([]) == 2
+    assert "choose an action: local, compare or report" in capsys.readouterr().err
+
+
+def test_local_refuses_a_non_loopback_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = bench_cmd.main(
+        [
+            "local",
+            "--url",
+            "http://192.0.2.10:8080/echo",
+            "--tool",
+            "fortio",
+            "--qps",
+            "10",
+            "--connections",
+            "1",
+            "--duration",
+            "1",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "is not loopback" in err and "--allow-remote" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o" / "benchmark.json").exists()
+
+
+def test_local_without_fortio_names_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meshproof.bench import fortio as fortio_mod
+
+    monkeypatch.setenv("MESHPROOF_FORTIO", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("MESHPROOF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(fortio_mod, "REPO_ROOT", tmp_path)
+    code = bench_cmd.main(
+        [
+            "local",
+            "--url",
+            "http://127.0.0.1:9/echo",
+            "--tool",
+            "fortio",
+            "--qps",
+            "10",
+            "--connections",
+            "1",
+            "--duration",
+            "1",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "go install fortio.org/fortio@v" in err[0]
+
+
+def test_compare_flags_a_slowdown_and_writes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = results_dir(tmp_path, "base", 1.0, seed=1)
+    slow = results_dir(tmp_path, "slow", 1.3, seed=2)
+    assert bench_cmd.main(["compare", str(base), str(slow / "benchmark.json"), "--threshold-pct", "10"]) == 1
+    out = capsys.readouterr().out
+    assert "== p50 (ms)" in out and "REGRESSION beyond 10%" in out
+    report = json.loads((slow / "comparison.json").read_text(encoding="utf-8"))
+    assert report["regression"] is True and report["schema"] == "meshproof.io/benchmark-comparison"
+    assert any(r["metric"] == "p50" and r["verdict"] == "regression" for r in report["rows"])
+    assert "# meshproof benchmark comparison" in (slow / "comparison.md").read_text(encoding="utf-8")
+
+
+def test_compare_passes_an_unchanged_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = results_dir(tmp_path, "base", 1.0, seed=1)
+    same = results_dir(tmp_path, "same", 1.0, seed=2)
+    out_dir = tmp_path / "cmp"
+    assert bench_cmd.main(["compare", str(base), str(same), "--output", str(out_dir)]) == 0
+    assert "no regression beyond 10%" in capsys.readouterr().out
+    assert (out_dir / "comparison.md").is_file() and not (same / "comparison.md").exists()
+
+
+def test_compare_treats_a_run_that_no_longer_sustains_the_load_as_a_regression(tmp_path: Path) -> None:
+    base = results_dir(tmp_path, "base", 1.0)
+    broken = results_dir(tmp_path, "broken", 1.0, valid=False)
+    assert bench_cmd.main(["compare", str(base), str(broken)]) == 1
+    report = json.loads((broken / "comparison.json").read_text(encoding="utf-8"))
+    assert report["rows"][0]["metric"] == "*" and "no valid current run" in report["rows"][0]["reason"]
+
+
+def test_compare_min_delta_and_metric_selection(tmp_path: Path) -> None:
+    base = results_dir(tmp_path, "base", 1.0, seed=1)
+    slow = results_dir(tmp_path, "slow", 1.3, seed=2)
+    # +30% of ~0.5 ms is far below a 5 ms floor: not a regression worth failing a build for
+    assert bench_cmd.main(["compare", str(base), str(slow), "--min-delta-ms", "5"]) == 0
+    assert bench_cmd.main(["compare", str(base), str(slow), "--metrics", "throughput"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "missing-a", "missing-b"], "no benchmark.json"),
+        (["compare", "A", "A", "--metrics", "p42"], "--metrics: unknown p42"),
+        (["report", "missing-dir"], "no benchmark.json"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    results_dir(tmp_path, "A", 1.0)
+    assert bench_cmd.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_compare_with_nothing_in_common(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = results_dir(tmp_path, "base", 1.0)
+    other = tmp_path / "other"
+    results = BenchmarkResults.model_validate_json((base / "benchmark.json").read_text(encoding="utf-8"))
+    results.runs[0] = results.runs[0].model_copy(update={"connections": 64})
+    results.save(other)
+    assert bench_cmd.main(["compare", str(base), str(other)]) == 2
+    assert "share no cell" in capsys.readouterr().err
