@@ -59,7 +59,8 @@ class WaitRecorder:
             self._records.append(record)
         if record.near_budget:
             log.warning(
-                "wait '%s' used %.0f%% of its %.0fs budget (%d attempts): raise --timeout-scale on slow clusters",
+                "wait '%s' used %.0f%% of its %.0fs budget (%d attempts): "
+                "raise --timeout-scale on slow clusters",
                 record.description,
                 100 * record.elapsed / record.budget,
                 record.budget,

@@ -37,7 +37,8 @@ from meshproof.bench.resources import (
     ResourceSource,
 )
 from meshproof.bench.runner import Measurement
-from meshproof.checks.verdict import Verdict
+from meshproof.checks.verdict import Verdict, require
+from meshproof.wait import WaitTimeout, eventually
 from meshproof.workloads import WorkloadClass, namespace_labels, pod_labels
 
 log = logging.getLogger("meshproof.bench")
@@ -283,6 +284,24 @@ def check_path(cluster: BenchCluster, dep: ArmDeployment) -> Verdict:
     )
 
 
+def wait_for_path(cluster: BenchCluster, dep: ArmDeployment, *, timeout: float) -> Verdict:
+    """check_path until it passes twice in a row (a fresh waypoint binds, a fresh pod gets redirected,
+    shortly after rollout) or the timeout ends; returns the last verdict either way."""
+    last: list[Verdict] = []
+
+    def attempt() -> Verdict:
+        verdict = check_path(cluster, dep)
+        last.append(verdict)
+        return require(verdict)
+
+    try:
+        return eventually(
+            attempt, timeout=timeout, converge=2, interval=2.0, description=f"path of arm {dep.arm}"
+        )
+    except WaitTimeout:
+        return last[-1] if last else Verdict.failed(f"arm {dep.arm}: path never checked")
+
+
 def resource_targets(
     cluster: BenchCluster,
     dep: ArmDeployment,
@@ -340,21 +359,40 @@ def resource_targets(
     return targets
 
 
-def locust_documents(
+LOCUSTFILE_IN_POD = "/mnt/locust/locustfile.py"
+
+
+def _locust_render(
+    part: str, dep: ArmDeployment, settings: ArmSettings, **values: Any
+) -> list[dict[str, Any]]:
+    text = (
+        _env()
+        .get_template("locust.yaml.j2")
+        .render(
+            part=part,
+            arm=dep.arm,
+            namespace=dep.namespace,
+            locust_image=settings.locust_image,
+            run_as_user=settings.run_as_user,
+            **values,
+        )
+    )
+    return render_documents(text)
+
+
+def locust_master_documents(
     dep: ArmDeployment,
     load: locust_mod.LocustLoad,
     settings: ArmSettings,
     *,
     workers: int,
-    worker_cpu: str,
-    worker_memory: str,
     name: str = "locust",
 ) -> list[dict[str, Any]]:
-    locustfile = "/mnt/locust/locustfile.py"
+    """The locustfile ConfigMap and the master Job (headless, waits for `workers`, prints its stats)."""
     master_argv = [
         "locust",
         "-f",
-        locustfile,
+        LOCUSTFILE_IN_POD,
         "--master",
         "--expect-workers",
         str(workers),
@@ -363,38 +401,52 @@ def locust_documents(
         *load.common_args(),
         *load.scenario_args(),
     ]
+    return _locust_render(
+        "master",
+        dep,
+        settings,
+        name=name,
+        locustfile=locust_mod.LOCUSTFILE.read_text(encoding="utf-8"),
+        master_script=locust_mod.master_shell_command(master_argv),
+    )
+
+
+def locust_worker_documents(
+    dep: ArmDeployment,
+    load: locust_mod.LocustLoad,
+    settings: ArmSettings,
+    *,
+    master_host: str,
+    workers: int,
+    worker_cpu: str,
+    worker_memory: str,
+    name: str = "locust",
+) -> list[dict[str, Any]]:
+    """The worker Deployment, in the arm's mesh mode, pointed at the master's pod IP."""
     worker_argv = [
         "locust",
         "-f",
-        locustfile,
+        LOCUSTFILE_IN_POD,
         "--worker",
         "--master-host",
-        f"{name}-master",
+        master_host,
         *load.scenario_args(),
     ]
     worker_script = (
         " ".join(locust_mod._sh_quote(a) for a in worker_argv) + "; echo worker exited $?; sleep 3600"
     )
-    text = (
-        _env()
-        .get_template("locust.yaml.j2")
-        .render(
-            name=name,
-            arm=dep.arm,
-            namespace=dep.namespace,
-            locustfile=locust_mod.LOCUSTFILE.read_text(encoding="utf-8"),
-            master_script=locust_mod.master_shell_command(master_argv),
-            worker_script=worker_script,
-            workers=workers,
-            worker_cpu=worker_cpu,
-            worker_memory=worker_memory,
-            locust_image=settings.locust_image,
-            run_as_user=settings.run_as_user,
-            pod_labels=pod_labels(ARM_CLASSES[dep.arm]),
-            pod_annotations=sidecar_annotations(settings.sizing) if dep.arm == "sidecar" else {},
-        )
+    return _locust_render(
+        "workers",
+        dep,
+        settings,
+        name=name,
+        worker_script=worker_script,
+        workers=workers,
+        worker_cpu=worker_cpu,
+        worker_memory=worker_memory,
+        pod_labels=pod_labels(ARM_CLASSES[dep.arm]),
+        pod_annotations=sidecar_annotations(settings.sizing) if dep.arm == "sidecar" else {},
     )
-    return render_documents(text)
 
 
 @dataclass
@@ -514,16 +566,23 @@ class ClusterExecutor:
             payload_bytes=self.plan.payload_bytes,
         )
         run_id = f"locust-{arm}-u{settings.users}-r{repetition}"
-        docs = locust_documents(
-            dep,
-            load,
-            self.settings,
-            workers=settings.workers,
-            worker_cpu=settings.worker_cpu,
-            worker_memory=settings.worker_memory,
-        )
-        self.cluster.apply(docs)
+        created: list[dict[str, Any]] = []
         try:
+            created += self.cluster.apply(
+                locust_master_documents(dep, load, self.settings, workers=settings.workers)
+            )
+            master_ip = self._master_ip(dep)
+            created += self.cluster.apply(
+                locust_worker_documents(
+                    dep,
+                    load,
+                    self.settings,
+                    master_host=master_ip,
+                    workers=settings.workers,
+                    worker_cpu=settings.worker_cpu,
+                    worker_memory=settings.worker_memory,
+                )
+            )
             self.cluster.wait_rollout(
                 "Deployment", "locust-worker", dep.namespace, timeout=self.rollout_timeout
             )
@@ -539,7 +598,7 @@ class ClusterExecutor:
             master = _latest_pod(self.cluster.pods(dep.namespace, "app=locust-master"))
             log_text = self.cluster.logs(master, dep.namespace, container="locust")
         finally:
-            for doc in reversed(docs):
+            for doc in reversed(created):
                 meta = doc["metadata"]
                 self.cluster.delete(doc["apiVersion"], doc["kind"], meta["name"], meta.get("namespace"))
         raw: list[str] = []
@@ -562,6 +621,19 @@ class ClusterExecutor:
         )
         return Measurement(run=record, resources=self._usage(sampler, record, started, ended))
 
+    def _master_ip(self, dep: ArmDeployment) -> str:
+        def ip() -> str:
+            pods = self.cluster.pods(dep.namespace, "app=locust-master")
+            ips = [str((p.get("status") or {}).get("podIP") or "") for p in pods]
+            found = [i for i in ips if i]
+            if not found:
+                raise AssertionError("the Locust master pod has no IP yet")
+            return found[0]
+
+        return eventually(
+            ip, timeout=self.rollout_timeout, description=f"Locust master pod IP in {dep.namespace}"
+        )
+
     def _wait_master(self, dep: ArmDeployment, load: locust_mod.LocustLoad) -> None:
         self.cluster.wait_for_condition(
             "batch/v1",
@@ -577,7 +649,7 @@ class ClusterExecutor:
         for arm in list(self.deployments):
             remove_arm(self.cluster, self.settings.run_id, arm, timeout=self.rollout_timeout)
             self.deployments[arm] = deploy_arm(self.cluster, arm, self.settings, timeout=self.rollout_timeout)
-            verdict = check_path(self.cluster, self.deployments[arm])
+            verdict = wait_for_path(self.cluster, self.deployments[arm], timeout=self.rollout_timeout)
             if not verdict:
                 raise BenchClusterError(verdict.reason)
 

@@ -27,14 +27,16 @@ from meshproof.bench.model import (
     RunRecord,
     percentile_key,
 )
+from meshproof.bench.proc import run_child
 from meshproof.bench.validity import ValidityLimits, assess
+from meshproof.tools import FORTIO_VERSION
+from meshproof.workloads import FORTIO_IMAGE as WORKLOAD_FORTIO_IMAGE
 
-# The pinned release. fortio >= 1.69 needs grol.io/grol, which the Go module proxy reachable from our
-# CI refuses (403), so we pin the newest release without it. The JSON result struct is byte-identical
-# from v1.60.0 to v1.75.2 (output-formats §1.1), so parsing is unaffected.
-FORTIO_VERSION = "1.68.2"
-FORTIO_IMAGE = f"docker.io/fortio/fortio:{FORTIO_VERSION}"
-INSTALL_HINT = f"go install fortio.org/fortio@v{FORTIO_VERSION} (or .ci/install-fortio BIN_DIR)"
+# One fortio pin for the whole project (meshproof.tools.FORTIO_VERSION): the CLI meshproof downloads and
+# the image the pods run. CI builds an older fortio with `go install` (.ci/install-fortio says why); the
+# JSON result struct is byte-identical from v1.60.0 to v1.75.2 (output-formats §1.1), so parsing holds.
+FORTIO_IMAGE = WORKLOAD_FORTIO_IMAGE
+INSTALL_HINT = f"meshproof tools install fortio, or go install fortio.org/fortio@v{FORTIO_VERSION}"
 # 10 µs lowest bucket: about 1/10 of a ~0.1-1 ms loopback or pod-to-pod latency (perf-anchors §3, §7.5).
 DEFAULT_RESOLUTION_S = 0.00001
 FALLING_BEHIND = re.compile(r"WARNING ([0-9.]+)% of sleep were falling behind")
@@ -232,22 +234,17 @@ class FortioOutput:
     result: FortioResult
     stdout: str
     stderr: str
+    cpu_s: float | None = None  # CPU seconds fortio used (local runs only)
 
 
 def run_fortio_local(load: FortioLoad, *, binary: Path | None = None, grace_s: float = 30.0) -> FortioOutput:
     """Run fortio on this machine; the timeout is the run's duration plus a grace period."""
     exe = binary or find_fortio()
     try:
-        proc = subprocess.run(
-            load.args(str(exe)),
-            capture_output=True,
-            text=True,
-            timeout=load.duration_s + grace_s,
-            check=False,
-        )
+        child = run_child(load.args(str(exe)), timeout=load.duration_s + grace_s)
     except subprocess.TimeoutExpired:
         raise FortioFailed(f"fortio did not finish within {load.duration_s + grace_s:g}s") from None
-    return _output(proc.returncode, proc.stdout, proc.stderr)
+    return replace(_output(child.returncode, child.stdout, child.stderr), cpu_s=child.cpu_s)
 
 
 class PodExec(Protocol):
@@ -296,6 +293,7 @@ def to_run_record(
     scenarios: Sequence[str] = (),
     raw_files: Sequence[str] = (),
     placement: Placement | None = None,
+    loadgen_cpu_s: float | None = None,
 ) -> RunRecord:
     """A fortio result as a RunRecord, judged valid or not (with reasons) by meshproof.bench.validity."""
     verdict = assess(
@@ -339,6 +337,7 @@ def to_run_record(
         warnings=verdict.warnings,
         raw_files=list(raw_files),
         tool_version=result.version,
+        loadgen_cpu_s=loadgen_cpu_s,
         placement=placement or Placement(),
         labels=result.labels,
     )

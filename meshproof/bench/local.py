@@ -169,6 +169,7 @@ def _fortio_run(spec: LocalBenchSpec, output: Path, run_id: str, rep: int, binar
         scenarios=("local",),
         raw_files=(f"raw/{run_id}.json",),
         placement=Placement(policy="loopback" if not spec.allow_remote else "remote"),
+        loadgen_cpu_s=out.cpu_s,
     )
 
 

@@ -31,6 +31,7 @@ from meshproof.bench.histogram import (
     summary_from_samples,
 )
 from meshproof.bench.model import Histogram, LatencySummary, Placement, RunRecord
+from meshproof.bench.proc import run_child
 from meshproof.bench.validity import ValidityLimits, assess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -288,13 +289,7 @@ def run_locust_local(
     argv = local_command(load, locustfile=locustfile, out_dir=out_dir)
     started = datetime.now(UTC)
     try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=load.run_time_s + load.stop_timeout_s + grace_s,
-            check=False,
-        )
+        proc = run_child(argv, timeout=load.run_time_s + load.stop_timeout_s + grace_s)
     except subprocess.TimeoutExpired:
         raise LocustFailed(f"Locust did not finish within {load.run_time_s + grace_s:g}s") from None
     (out_dir / "locust.stderr.log").write_text(proc.stderr, encoding="utf-8")
@@ -330,6 +325,8 @@ def run_locust_local(
         placement=Placement(policy="loopback"),
         extra_warnings=warnings,
     )
+    # includes Locust's start-up and the warm-up: a conservative requests-per-CPU-second
+    record = record.model_copy(update={"loadgen_cpu_s": proc.cpu_s})
     return LocustOutput(record=record, returncode=proc.returncode)
 
 

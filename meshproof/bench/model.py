@@ -161,8 +161,20 @@ class RunRecord(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     raw_files: list[str] = Field(default_factory=list, description="relative to the results dir")
     tool_version: str = ""
+    loadgen_cpu_s: float | None = Field(
+        default=None,
+        description="CPU seconds the load generator used (local runs; warm-up excluded for fortio)",
+    )
     placement: Placement = Field(default_factory=Placement)
     labels: str = ""
+
+    @property
+    def requests_per_cpu_second(self) -> float | None:
+        """The harness's own cost: requests per CPU-second of the load generator (its per-core ceiling
+        when it is the bottleneck)."""
+        if not self.loadgen_cpu_s:
+            return None
+        return self.requests / self.loadgen_cpu_s
 
     @property
     def error_ratio(self) -> float:

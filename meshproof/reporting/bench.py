@@ -133,6 +133,7 @@ def _run_row(run: RunRecord) -> dict[str, str]:
         "p99": fmt(run.latency.percentiles_ms.get("p99")),
         "valid": "yes" if run.valid else "NO",
         "placement": _placement(run),
+        "req_per_cpu_s": fmt(run.requests_per_cpu_second, 0),
     }
 
 

@@ -31,7 +31,12 @@ def _cells(row: Row) -> list[str]:
         f"{d.rel_pct:+.1f}%",
         fmt_interval(d.rel_low_pct, d.rel_high_pct, 1),
         "n/a" if d.p_value is None else f"{d.p_value:.3f}",
-        f"{row.verdict.value}" + (f": {row.reason}" if row.verdict is not Verdict.UNCHANGED else ""),
+        f"{row.verdict.value}"
+        + (
+            f": {row.reason.removeprefix(row.verdict.value + ': ')}"
+            if row.verdict is not Verdict.UNCHANGED
+            else ""
+        ),
     ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from meshproof.bench.cluster import ArmDeployment, ArmSettings, check_path, deploy_arm, remove_arm
+from meshproof.bench.cluster import ArmDeployment, ArmSettings, deploy_arm, remove_arm, wait_for_path
 from meshproof.bench.plan import BenchPlan, PlanError, load_plan
 from meshproof.bench.session import ARMS_BY_MODE, PROFILE_ENV, BenchSession, environment_facts
 from meshproof.config import RunConfig
@@ -24,7 +24,10 @@ from meshproof.workloads import DEFAULT_RUN_AS_USER
 
 
 @pytest.fixture(scope="session")
-def bench_plan() -> BenchPlan:
+def bench_plan(request: pytest.FixtureRequest) -> BenchPlan:
+    workers = int(getattr(request.config, "workerinput", {}).get("workercount", 1))
+    if workers > 1:
+        pytest.fail("the benchmark must run in one process (drop -n): parallel load runs measure each other")
     try:
         return load_plan(os.environ.get(PROFILE_ENV, "quick"))
     except PlanError as exc:
@@ -85,10 +88,14 @@ def bench_session(
 
 @pytest.fixture(scope="session")
 def verified_arms(
-    cluster: Any, bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]], bench_session: BenchSession
+    cluster: Any,
+    run_config: RunConfig,
+    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
+    bench_session: BenchSession,
 ) -> dict[str, ArmDeployment]:
     """The deployed arms whose traffic is on the path the arm claims; measuring any other is pointless."""
     _, deployments = bench_deployments
+    timeout = Timeouts.for_config(run_config).traffic
     for arm, dep in deployments.items():
-        bench_session.path_verdicts[arm] = check_path(cluster, dep)
+        bench_session.path_verdicts[arm] = wait_for_path(cluster, dep, timeout=timeout)
     return {arm: dep for arm, dep in deployments.items() if bench_session.path_verdicts[arm]}

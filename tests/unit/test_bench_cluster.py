@@ -25,10 +25,12 @@ from meshproof.bench.cluster import (
     arm_namespace,
     check_path,
     deploy_arm,
-    locust_documents,
+    locust_master_documents,
+    locust_worker_documents,
     render_arm,
     render_documents,
     resource_targets,
+    wait_for_path,
 )
 from meshproof.bench.locust import JSON_BEGIN, JSON_END, LocustLoad
 from meshproof.bench.pathcheck import client_cert_header, verify_path
@@ -148,8 +150,9 @@ class FakeCluster:
         self.master_log = ""
 
     def apply(self, docs: str | Sequence[dict], *, test_id: str | None = None) -> list[dict]:
-        self.applied.extend(list(docs) if not isinstance(docs, str) else render_documents(docs))
-        return list(self.applied)
+        batch = list(docs) if not isinstance(docs, str) else render_documents(docs)
+        self.applied.extend(batch)
+        return batch
 
     def _pods(self) -> dict[str, dict]:
         mesh = {"sidecar": self.arm == "sidecar", "ambient": self.arm in ("ambient", "waypoint")}
@@ -157,7 +160,10 @@ class FakeCluster:
             "fortio-server-1": pod("fortio-server-1", "worker-b", labels={"app": "fortio-server"}, **mesh),
             "fortio-client-1": pod("fortio-client-1", "worker-a", labels={"app": "fortio-client"}, **mesh),
             "locust-worker-1": pod("locust-worker-1", "worker-a", labels={"app": "locust-worker"}),
-            "locust-master-1": pod("locust-master-1", "worker-a", labels={"app": "locust-master"}),
+            "locust-master-1": {
+                **pod("locust-master-1", "worker-a", labels={"app": "locust-master"}),
+                "status": {"phase": "Running", "podIP": "10.244.1.9"},
+            },
             "waypoint-1": pod(
                 "waypoint-1", "worker-c", labels={"gateway.networking.k8s.io/gateway-name": "waypoint"}
             ),
@@ -363,6 +369,14 @@ def test_path_check_passes_for_each_arm_on_its_own_signs(arm: str) -> None:
     assert cluster.execs[-1][:2] == ["fortio", "curl"] and cluster.execs[-1][2].endswith("/debug")
 
 
+def test_waiting_for_the_path_returns_the_last_failed_verdict() -> None:
+    cluster = FakeCluster("sidecar")
+    dep = deploy_arm(cluster, "sidecar", SETTINGS, timeout=60)
+    cluster.debug = debug_body()  # the server never sees a client certificate
+    verdict = wait_for_path(cluster, dep, timeout=0.5)
+    assert not verdict and "X-Forwarded-Client-Cert" in verdict.reason
+
+
 def test_path_check_negative_controls() -> None:
     sidecar_pod, plain_pod = pod("c", "n", sidecar=True), pod("s", "n")
     ambient_pod = pod("a", "n", ambient=True)
@@ -482,15 +496,18 @@ def test_locust_run_from_the_master_log_and_cleanup() -> None:
     m = executor(cluster, "ambient", resources={"enabled": False}).measure_locust("ambient", 1, 0)
     assert m.run.valid and m.run.tool == "locust" and m.run.requests == 3000
     assert ("condition", "Job", "locust-master", "Complete") in cluster.waits
-    kinds = {d["kind"] for d in cluster.applied}
-    assert kinds == {"ConfigMap", "Service", "Job", "Deployment"}
-    assert {k for k, _ in cluster.deleted} == kinds  # everything the run created is removed again
+    kinds = [d["kind"] for d in cluster.applied]
+    assert kinds == ["ConfigMap", "Job", "Deployment"]  # the workers only once the master has an IP
+    worker_cmd = cluster.applied[-1]["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "--master-host 10.244.1.9" in worker_cmd
+    assert sorted(k for k, _ in cluster.deleted) == sorted(kinds)  # everything the run created is removed
 
 
 def test_locust_documents_ship_the_locustfile_and_keep_the_master_out_of_the_mesh() -> None:
     dep = ArmDeployment("sidecar", "ns", "c", "s", "a", "b", "any")
     load = LocustLoad(host=dep.server_host, path="/echo", qps=1000, users=32, duration_s=240, warmup_s=60)
-    docs = locust_documents(dep, load, SETTINGS, workers=3, worker_cpu="1", worker_memory="512Mi")
+    docs = locust_master_documents(dep, load, SETTINGS, workers=3)
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job"]
     assert "class EchoUser(FastHttpUser)" in find(docs, "ConfigMap")["data"]["locustfile.py"]
     master = find(docs, "Job")["spec"]["template"]
     assert master["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
@@ -500,12 +517,12 @@ def test_locust_documents_ship_the_locustfile_and_keep_the_master_out_of_the_mes
         and "--meshproof-user-rps 31.25" in script
         and "-t 301s" in script
     )
-    workers = find(docs, "Deployment")
-    assert workers["spec"]["replicas"] == 3
-    assert (
-        "--worker --master-host locust-master"
-        in workers["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    (workers,) = locust_worker_documents(
+        dep, load, SETTINGS, master_host="10.0.0.7", workers=3, worker_cpu="1", worker_memory="512Mi"
     )
+    assert workers["kind"] == "Deployment" and workers["spec"]["replicas"] == 3
+    worker_cmd = workers["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "--worker --master-host 10.0.0.7" in worker_cmd and "--meshproof-user-rps 31.25" in worker_cmd
     assert (
         workers["spec"]["template"]["metadata"]["annotations"]["proxy.istio.io/config"]
         == '{"concurrency": 2}'

@@ -212,3 +212,30 @@ def test_unreadable_results_give_one_line(tmp_path: Path, content: str | None, m
     with pytest.raises(ResultsError, match=message) as info:
         load_results(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_session_writes_its_report_with_environment_and_path_verdicts(
+    results: BenchmarkResults, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from meshproof.bench.plan import load_plan
+    from meshproof.bench.session import BenchSession, environment_facts
+    from meshproof.checks.verdict import Verdict
+    from meshproof.config import load_config
+
+    cfg = load_config({"mode": "ambient", "provider": "kind", "results_dir": tmp_path}, env={})
+    mesh = SimpleNamespace(spec=SimpleNamespace(summary=lambda: "istio 1.27.9 ambient (istioctl)"))
+    cluster = SimpleNamespace(server_version=lambda: "v1.33.1")
+    plan = load_plan("smoke")
+    facts = environment_facts(cfg, mesh, cluster, plan)
+    assert facts["sidecar_arm_profile"].startswith("ambient profile")  # type: ignore[union-attr]
+    assert facts["kubernetes_version"] == "v1.33.1" and facts["profile"] == "smoke"
+    session = BenchSession(directory=tmp_path / "benchmark", plan=plan, environment=facts)
+    session.runs.extend(results.runs[:8])
+    session.path_verdicts["waypoint"] = Verdict.failed(
+        "arm waypoint: the server Service is not WaypointBound"
+    )
+    markdown = session.write().read_text(encoding="utf-8")
+    assert "path check waypoint: arm waypoint: the server Service is not WaypointBound" in markdown
+    assert load_results(tmp_path / "benchmark").plan["name"] == "smoke"

@@ -53,5 +53,5 @@ def test_bundle_redacts_tokens_in_text_files(results, tmp_path):
 
 
 def test_bundle_needs_a_report(tmp_path):
-    with pytest.raises(BundleError, match="no conformance-report.yaml"):
+    with pytest.raises(BundleError, match=r"no conformance-report\.yaml"):
         build_bundle(tmp_path)

@@ -9,10 +9,10 @@ import yaml
 from meshproof.config import load_config
 from meshproof.reporting.conformance import (
     REPORT_FILENAME,
+    CaseResult,
     ConformanceReport,
     Outcome,
     RunStatus,
-    CaseResult,
     classify_skip,
     reproduce_command,
 )

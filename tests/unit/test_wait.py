@@ -37,7 +37,7 @@ def scripted(outcomes):
 
 def test_converges_only_after_n_consecutive_successes():
     clock = FakeClock()
-    fn, calls = scripted([True, False, True, True, True])
+    fn, _calls = scripted([True, False, True, True, True])
     RECORDER.drain()
     result = eventually(
         fn, timeout=60, converge=3, interval=1, description="x", clock=clock, sleep=clock.sleep
@@ -94,7 +94,7 @@ def test_near_budget_wait_is_flagged(caplog):
 
 def test_consistently_fails_on_first_failure_and_passes_when_holding():
     clock = FakeClock()
-    fn, calls = scripted([True, True, False])
+    fn, _calls = scripted([True, True, False])
     with pytest.raises(
         AssertionError, match=r"plaintext stays refused: stopped holding after 2.0s \(attempt 3\)"
     ):
