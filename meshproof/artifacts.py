@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import yaml
 from filelock import FileLock
 
+from meshproof.kube_api import EventReader, LabelledFinder, LogReader, PodLister
 from meshproof.kube_objects import selector_for_test
 from meshproof.kube_wait import pod_summary
 from meshproof.redact import redact_object, redact_text
@@ -36,23 +37,10 @@ _COUNTER_FILE = ".dump-count"
 
 
 @runtime_checkable
-class DumpSource(Protocol):
+class DumpSource(LabelledFinder, PodLister, EventReader, LogReader, Protocol):
     """What a dump needs from a cluster; `meshproof.kube.Cluster` provides it."""
 
     name: str
-
-    def find_labelled(self, label_selector: str) -> list[dict[str, Any]]: ...
-    def pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]: ...
-    def events(self, namespace: str, field_selector: str | None = None) -> list[dict[str, Any]]: ...
-    def logs(
-        self,
-        pod: str,
-        namespace: str,
-        container: str | None = None,
-        previous: bool = False,
-        since_seconds: int | None = None,
-        tail_lines: int | None = None,
-    ) -> str: ...
 
 
 @dataclass

@@ -23,6 +23,7 @@ from filelock import FileLock
 from meshproof.checks import responses
 from meshproof.checks.responses import Check, describe
 from meshproof.checks.verdict import Verdict
+from meshproof.kube_api import ObjectApplier, ObjectDeleter
 from meshproof.traffic import Response, Scheme, TransportError
 from meshproof.workloads import HTTP_PORT, TCP_PORT, Workload, WorkloadClass
 
@@ -216,14 +217,8 @@ class AuthzPath:
 # --- applying policies for one test --------------------------------------------------------------------
 
 
-class PolicyCluster(Protocol):
-    def apply(
-        self, docs: str | Sequence[dict[str, Any]], *, test_id: str | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    def delete(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None, wait: bool = False
-    ) -> object: ...
+class PolicyCluster(ObjectApplier, ObjectDeleter, Protocol):
+    """What applying and removing a test's policies needs of meshproof.kube.Cluster."""
 
 
 @dataclass(frozen=True)

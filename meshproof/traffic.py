@@ -27,8 +27,9 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from meshproof.checks.verdict import CheckFailed, Verdict
+from meshproof.kube_api import PodExecutor, PodLister
 from meshproof.wait import eventually
-from meshproof.workloads import APP_CONTAINER, CURL_CONTAINER, PodLister, Workload, pod_name
+from meshproof.workloads import APP_CONTAINER, CURL_CONTAINER, Workload, pod_name
 
 
 class TransportError(StrEnum):
@@ -420,18 +421,8 @@ def _abort_reason(stderr: str) -> str:
 # --- the call --------------------------------------------------------------------------------------
 
 
-class CallCluster(PodLister, Protocol):
+class CallCluster(PodLister, PodExecutor, Protocol):
     """What `call` needs of meshproof.kube.Cluster: find the source pod, exec in it."""
-
-    def exec(
-        self,
-        pod: str,
-        namespace: str,
-        command: list[str],
-        container: str | None = None,
-        timeout: float = ...,
-        stdin: str | None = None,
-    ) -> Any: ...
 
 
 def exec_budget(count: int, request_timeout: float, scheme: Scheme, new_connection: bool) -> float:

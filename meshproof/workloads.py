@@ -33,6 +33,14 @@ import jinja2
 import yaml
 from filelock import FileLock
 
+from meshproof.kube_api import (
+    ConditionWaiter,
+    ObjectApplier,
+    ObjectDeleter,
+    ObjectGetter,
+    PodLister,
+    RolloutWaiter,
+)
 from meshproof.tools import FORTIO_VERSION
 
 log = logging.getLogger("meshproof.workloads")
@@ -372,34 +380,8 @@ class WorkloadNotReady(RuntimeError):
 # --- orchestration ---------------------------------------------------------------------------------
 
 
-class PodLister(Protocol):
-    def pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]: ...
-
-
-class ClusterApi(PodLister, Protocol):
+class ClusterApi(PodLister, ObjectApplier, ObjectDeleter, RolloutWaiter, ConditionWaiter, Protocol):
     """The part of meshproof.kube.Cluster the workloads need (a fake implements it in unit tests)."""
-
-    def apply(
-        self, docs: str | Sequence[dict[str, Any]], *, test_id: str | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    def delete(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None, wait: bool = False
-    ) -> object: ...
-
-    def wait_rollout(self, kind: str, name: str, namespace: str, *, timeout: float) -> object: ...
-
-    def wait_for_condition(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        condition: str,
-        *,
-        status: str = "True",
-        timeout: float,
-    ) -> object: ...
 
 
 def pod_name(cluster: PodLister, workload: Workload) -> str:
@@ -513,12 +495,6 @@ class SharedWorkloads:
 
 ROOT_CERT_CONFIGMAP = "istio-ca-root-cert"  # istiod (or istio-csr) writes it into every namespace
 ROOT_CERT_KEY = "root-cert.pem"
-
-
-class ObjectGetter(Protocol):
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None: ...
 
 
 def published_root_pem(cluster: ObjectGetter, namespace: str) -> str:

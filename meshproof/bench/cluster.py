@@ -10,7 +10,6 @@ Enrollment labels come from meshproof.workloads so both agree on how a namespace
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import logging
 import os
@@ -26,7 +25,7 @@ import yaml
 
 from meshproof.bench import fortio as fortio_mod
 from meshproof.bench import locust as locust_mod
-from meshproof.bench.model import Placement, ResourceUsage, RunRecord
+from meshproof.bench.model import Component, Placement, ResourceUsage, RunRecord
 from meshproof.bench.pathcheck import verify_path
 from meshproof.bench.plan import BenchPlan, LoadPoint, PlacementPolicy, PodSizing
 from meshproof.bench.resources import (
@@ -38,6 +37,17 @@ from meshproof.bench.resources import (
 )
 from meshproof.bench.runner import Measurement
 from meshproof.checks.verdict import Verdict, require
+from meshproof.kube_api import (
+    ConditionWaiter,
+    LogReader,
+    ObjectApplier,
+    ObjectDeleter,
+    ObjectGetter,
+    ObjectLister,
+    PodExecutor,
+    PodLister,
+    RolloutWaiter,
+)
 from meshproof.wait import WaitTimeout, eventually
 from meshproof.workloads import WorkloadClass, namespace_labels, pod_labels
 
@@ -59,66 +69,19 @@ ARM_LABEL = "meshproof.io/bench-arm"
 _NS_MAX = 63
 
 
-class BenchCluster(Protocol):
+class BenchCluster(
+    ObjectApplier,
+    ObjectGetter,
+    ObjectLister,
+    ObjectDeleter,
+    PodLister,
+    PodExecutor,
+    LogReader,
+    RolloutWaiter,
+    ConditionWaiter,
+    Protocol,
+):
     """The slice of meshproof.kube.Cluster the benchmark uses."""
-
-    def apply(
-        self, docs: str | Sequence[dict[str, Any]], *, test_id: str | None = None
-    ) -> builtins.list[dict[str, Any]]: ...
-
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None: ...
-
-    def list(
-        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> builtins.list[dict[str, Any]]: ...
-
-    def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None = None,
-        wait: bool = False,
-        timeout: float = 120.0,
-    ) -> bool: ...
-
-    def pods(self, namespace: str, label_selector: str | None = None) -> builtins.list[dict[str, Any]]: ...
-
-    def exec(
-        self,
-        pod: str,
-        namespace: str,
-        command: Sequence[str],
-        container: str | None = None,
-        timeout: float = 60.0,
-        stdin: str | None = None,
-    ) -> Any: ...
-
-    def logs(
-        self,
-        pod: str,
-        namespace: str,
-        container: str | None = None,
-        previous: bool = False,
-        since_seconds: int | None = None,
-        tail_lines: int | None = None,
-    ) -> str: ...
-
-    def wait_rollout(self, kind: str, name: str, namespace: str, *, timeout: float) -> dict[str, Any]: ...
-
-    def wait_for_condition(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        condition: str,
-        *,
-        status: str = "True",
-        timeout: float,
-    ) -> dict[str, Any]: ...
 
 
 class BenchClusterError(Exception):
@@ -252,8 +215,8 @@ def deploy_arm(cluster: BenchCluster, arm: str, settings: ArmSettings, *, timeou
         namespace=namespace,
         client_pod=client["metadata"]["name"],
         server_pod=server["metadata"]["name"],
-        client_node=(client.get("spec") or {}).get("nodeName"),
-        server_node=(server.get("spec") or {}).get("nodeName"),
+        client_node=_node_of(client),
+        server_node=_node_of(server),
         placement_policy=settings.placement,
     )
 
@@ -321,42 +284,24 @@ def resource_targets(
         ]
     if dep.arm in ("ambient", "waypoint"):
         for pod in cluster.list("v1", "Pod", ztunnel_namespace, label_selector="app=ztunnel"):
-            node = (pod.get("spec") or {}).get("nodeName")
-            meta = pod["metadata"]
-            if node == dep.client_node:
-                targets.append(
-                    ContainerTarget(
-                        "ztunnel-client-node", meta["namespace"], meta["name"], "istio-proxy", node
-                    )
-                )
-            elif node == dep.server_node:
-                targets.append(
-                    ContainerTarget(
-                        "ztunnel-server-node", meta["namespace"], meta["name"], "istio-proxy", node
-                    )
-                )
+            ztunnel_ns = pod["metadata"]["namespace"]
+            if _node_of(pod) == dep.client_node:
+                targets.append(_pod_target("ztunnel-client-node", ztunnel_ns, pod, "istio-proxy"))
+            elif _node_of(pod) == dep.server_node:
+                targets.append(_pod_target("ztunnel-server-node", ztunnel_ns, pod, "istio-proxy"))
     if dep.arm == "waypoint":
         for pod in cluster.pods(dep.namespace, "gateway.networking.k8s.io/gateway-name=waypoint"):
-            targets.append(
-                ContainerTarget(
-                    "waypoint",
-                    dep.namespace,
-                    pod["metadata"]["name"],
-                    "istio-proxy",
-                    (pod.get("spec") or {}).get("nodeName"),
-                )
-            )
-    for pod in loadgen_pods:
-        targets.append(
-            ContainerTarget(
-                "loadgen",
-                dep.namespace,
-                pod["metadata"]["name"],
-                "locust",
-                (pod.get("spec") or {}).get("nodeName"),
-            )
-        )
+            targets.append(_pod_target("waypoint", dep.namespace, pod, "istio-proxy"))
+    targets += [_pod_target("loadgen", dep.namespace, pod, "locust") for pod in loadgen_pods]
     return targets
+
+
+def _node_of(pod: dict[str, Any]) -> str | None:
+    return (pod.get("spec") or {}).get("nodeName")
+
+
+def _pod_target(component: Component, namespace: str, pod: dict[str, Any], container: str) -> ContainerTarget:
+    return ContainerTarget(component, namespace, pod["metadata"]["name"], container, _node_of(pod))
 
 
 LOCUSTFILE_IN_POD = "/mnt/locust/locustfile.py"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from meshproof.bench.model import (
     REPORTED_PERCENTILES,
@@ -29,6 +29,7 @@ from meshproof.bench.model import (
 )
 from meshproof.bench.proc import run_child
 from meshproof.bench.validity import ValidityLimits, assess
+from meshproof.kube_api import PodExecutor
 from meshproof.tools import FORTIO_VERSION
 from meshproof.workloads import FORTIO_IMAGE as WORKLOAD_FORTIO_IMAGE
 
@@ -247,22 +248,8 @@ def run_fortio_local(load: FortioLoad, *, binary: Path | None = None, grace_s: f
     return replace(_output(child.returncode, child.stdout, child.stderr), cpu_s=child.cpu_s)
 
 
-class PodExec(Protocol):
-    """The slice of meshproof.kube.Cluster that running fortio in a pod needs."""
-
-    def exec(
-        self,
-        pod: str,
-        namespace: str,
-        command: list[str],
-        container: str | None = None,
-        timeout: float = ...,
-        stdin: str | None = None,
-    ) -> Any: ...
-
-
 def run_fortio_in_pod(
-    cluster: PodExec, *, pod: str, namespace: str, container: str, load: FortioLoad, grace_s: float = 60.0
+    cluster: PodExecutor, *, pod: str, namespace: str, container: str, load: FortioLoad, grace_s: float = 60.0
 ) -> FortioOutput:
     """Run fortio inside the client pod (`kubectl exec` style, as istio/tools does, perf-anchors §1.3)."""
     result = cluster.exec(

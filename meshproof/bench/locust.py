@@ -73,6 +73,10 @@ class LocustLoad:
     stop_timeout_s: float = 2.0
 
     @property
+    def url(self) -> str:
+        return f"{self.host}{self.path}"
+
+    @property
     def user_rps(self) -> float:
         return 0.0 if self.qps is None else self.qps / self.users
 
@@ -368,7 +372,7 @@ def samples_to_record(
         scenarios=list(scenarios),
         repetition=repetition,
         order=order,
-        target=f"{load.host}{load.path}",
+        target=load.url,
         requested_qps=load.qps,
         connections=load.users,
         payload_bytes=load.payload_bytes,
@@ -488,7 +492,7 @@ def master_output_to_record(
         scenarios=list(scenarios),
         repetition=repetition,
         order=order,
-        target=f"{load.host}{load.path}",
+        target=load.url,
         requested_qps=load.qps,
         connections=load.users,
         payload_bytes=load.payload_bytes,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from meshproof.bench.model import Component, ResourceUsage
+from meshproof.kube_api import ObjectGetter
 
 METRICS_API = "metrics.k8s.io/v1beta1"
 _CPU = re.compile(r"^([0-9.]+)([numk]?)$")
@@ -87,12 +88,6 @@ class ResourceSource(Protocol):
     def sample(self, targets: Sequence[ContainerTarget]) -> dict[tuple[str, str, str], Sample]: ...
 
 
-class MetricsGetter(Protocol):
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None: ...
-
-
 def _timestamp(text: str | None) -> float:
     if not text:
         return time.time()
@@ -106,7 +101,7 @@ class MetricsApiSource:
 
     name = "metrics.k8s.io"
 
-    def __init__(self, cluster: MetricsGetter) -> None:
+    def __init__(self, cluster: ObjectGetter) -> None:
         self.cluster = cluster
 
     def sample(self, targets: Sequence[ContainerTarget]) -> dict[tuple[str, str, str], Sample]:

@@ -45,6 +45,10 @@ class PlanOutcome:
     failures: list[str] = field(default_factory=list)
 
 
+# Runs a plan (a profile, or a part of it) on arms already deployed: the benchmark suite's `measure` fixture.
+Measure = Callable[[BenchPlan], PlanOutcome]
+
+
 def _recoverable() -> tuple[type[Exception], ...]:
     """A tool that fails outright (no result) is noted and the plan goes on; anything else propagates."""
     from meshproof.bench.fortio import FortioFailed

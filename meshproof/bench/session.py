@@ -11,6 +11,7 @@ from typing import Any
 
 from meshproof.bench.model import BenchmarkResults, ResourceUsage, RunRecord
 from meshproof.bench.plan import BenchPlan
+from meshproof.bench.runner import PlanOutcome
 from meshproof.checks.verdict import Verdict
 from meshproof.config import RunConfig
 from meshproof.reporting.bench import write_reports
@@ -72,6 +73,12 @@ class BenchSession:
                 *(f"path check {arm}: {v.reason}" for arm, v in sorted(self.path_verdicts.items())),
             ],
         )
+
+    def record(self, outcome: PlanOutcome) -> None:
+        """Keep what a plan measured; its failures become notes in the report."""
+        self.runs.extend(outcome.runs)
+        self.resources.extend(outcome.resources)
+        self.notes.extend(f"failed: {f}" for f in outcome.failures)
 
     def write(self) -> Path:
         return write_reports(self.results(), self.directory).markdown

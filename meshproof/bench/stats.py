@@ -177,37 +177,16 @@ def compare_groups(
     fewest = min(r.histogram.count for r in (*baseline, *current))
     diffs: list[MetricDiff] = []
     for i, q in enumerate(percentiles):
-        base_point = median_percentile(baseline, q)
-        cur_point = median_percentile(current, q)
-        tail = fewest * (1 - q / 100)
-        note = ""
-        low = high = rel_low = rel_high = None
-        if tail < min_tail_samples:
-            note = (
-                f"not judged: {fewest} requests leave {tail:.1f} beyond {percentile_key(q)} "
-                f"(need {min_tail_samples})"
-            )
-        else:
-            low, high = _interval(cur_boot[:, i] - base_boot[:, i], confidence)
-            rel_low, rel_high = _interval((cur_boot[:, i] / base_boot[:, i] - 1) * 100, confidence)
+        note = _thin_tail(fewest, q, min_tail_samples)
         diffs.append(
-            MetricDiff(
-                metric=percentile_key(q),
-                unit="ms",
-                baseline=base_point,
-                current=cur_point,
-                diff=cur_point - base_point,
-                diff_low=low,
-                diff_high=high,
-                rel_pct=_rel(cur_point, base_point),
-                rel_low_pct=rel_low,
-                rel_high_pct=rel_high,
-                baseline_reps=len(baseline),
-                current_reps=len(current),
-                p_value=mann_whitney(
-                    [r.histogram.percentile(q) for r in baseline],
-                    [r.histogram.percentile(q) for r in current],
-                ),
+            _metric_diff(
+                percentile_key(q),
+                "ms",
+                baseline=[r.histogram.percentile(q) for r in baseline],
+                current=[r.histogram.percentile(q) for r in current],
+                points=(median_percentile(baseline, q), median_percentile(current, q)),
+                boot=None if note else (base_boot[:, i], cur_boot[:, i]),
+                confidence=confidence,
                 note=note,
             )
         )
@@ -222,20 +201,58 @@ def _throughput_diff(
     confidence: float,
     rng: np.random.Generator,
 ) -> MetricDiff:
-    base_point = median_throughput(baseline)
-    cur_point = median_throughput(current)
     base_boot = group_throughput_bootstrap(baseline, resamples, rng)
     cur_boot = group_throughput_bootstrap(current, resamples, rng)
+    boot = None if base_boot is None or cur_boot is None else (base_boot, cur_boot)
+    return _metric_diff(
+        THROUGHPUT,
+        "req/s",
+        baseline=[r.actual_qps for r in baseline],
+        current=[r.actual_qps for r in current],
+        points=(median_throughput(baseline), median_throughput(current)),
+        boot=boot,
+        confidence=confidence,
+        note="" if boot else _NO_THROUGHPUT_INTERVAL,
+    )
+
+
+_NO_THROUGHPUT_INTERVAL = (
+    "no interval: one repetition without per-second counts (repeat the run to judge throughput)"
+)
+
+
+def _thin_tail(fewest: int, q: float, min_tail_samples: int) -> str:
+    """Why percentile q is not judged: the smallest run leaves too few requests beyond it ("" if judged)."""
+    tail = fewest * (1 - q / 100)
+    if tail >= min_tail_samples:
+        return ""
+    return (
+        f"not judged: {fewest} requests leave {tail:.1f} beyond {percentile_key(q)} (need {min_tail_samples})"
+    )
+
+
+def _metric_diff(
+    metric: str,
+    unit: str,
+    *,
+    baseline: Sequence[float],
+    current: Sequence[float],
+    points: tuple[float, float],
+    boot: tuple[np.ndarray, np.ndarray] | None,
+    confidence: float,
+    note: str,
+) -> MetricDiff:
+    """One metric compared: `baseline`/`current` hold its value per run (for the rank test), `points` the
+    two medians, `boot` the two sides' bootstrap replicates (None: no interval, say why in `note`)."""
+    base_point, cur_point = points
     low = high = rel_low = rel_high = None
-    note = ""
-    if base_boot is None or cur_boot is None:
-        note = "no interval: one repetition without per-second counts (repeat the run to judge throughput)"
-    else:
+    if boot is not None:
+        base_boot, cur_boot = boot
         low, high = _interval(cur_boot - base_boot, confidence)
         rel_low, rel_high = _interval((cur_boot / base_boot - 1) * 100, confidence)
     return MetricDiff(
-        metric=THROUGHPUT,
-        unit="req/s",
+        metric=metric,
+        unit=unit,
         baseline=base_point,
         current=cur_point,
         diff=cur_point - base_point,
@@ -246,7 +263,7 @@ def _throughput_diff(
         rel_high_pct=rel_high,
         baseline_reps=len(baseline),
         current_reps=len(current),
-        p_value=mann_whitney([r.actual_qps for r in baseline], [r.actual_qps for r in current]),
+        p_value=mann_whitney(baseline, current),
         note=note,
     )
 

@@ -1,8 +1,8 @@
 """Thin collectors: fetch one kind of observation from a cluster and hand it to its parser.
 
 They decide nothing. Each takes what it needs as a small protocol (an istioctl runner, or the few
-`Cluster` methods it calls; see meshproof/kube.py), so fixtures pass the real objects and engine tests
-pass fakes.
+`Cluster` methods it calls, from meshproof/kube_api.py), so fixtures pass the real objects and engine
+tests pass fakes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -25,6 +24,7 @@ from meshproof.evidence.ztunnel_config import (
     parse_workloads,
 )
 from meshproof.evidence.ztunnel_logs import AccessLogRecord, parse_access_log
+from meshproof.kube_api import LogReader, ObjectGetter, PodExecutor, PodLister, PortForwarding
 
 T = TypeVar("T")
 
@@ -45,41 +45,6 @@ class CommandRunner(Protocol):
     """meshproof.tools.run: run a command, raise on non-zero exit when check is true."""
 
     def __call__(self, args: Sequence[str], *, timeout: float, check: bool = True) -> CommandOutput: ...
-
-
-class ExecOutput(Protocol):
-    @property
-    def stdout(self) -> str: ...
-    @property
-    def stderr(self) -> str: ...
-    @property
-    def exit_code(self) -> int: ...
-
-
-class PodLister(Protocol):
-    def pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
-
-
-class LogReader(Protocol):
-    def logs(
-        self, pod: str, namespace: str, container: str | None = None, *, since_seconds: int | None = None
-    ) -> str: ...
-
-
-class PortForwarder(Protocol):
-    def port_forward(self, pod: str, namespace: str, port: int) -> AbstractContextManager[int]: ...
-
-
-class PodExecutor(Protocol):
-    def exec(
-        self, pod: str, namespace: str, command: list[str], container: str | None = None, *, timeout: float
-    ) -> ExecOutput: ...
-
-
-class ObjectReader(Protocol):
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -156,7 +121,7 @@ def ztunnel_pod_on_node(cluster: PodLister, ztunnel_namespace: str, node: str) -
 
 
 def ztunnel_metrics(
-    cluster: PortForwarder, pod: str, ztunnel_namespace: str, *, timeout: float = 10.0
+    cluster: PortForwarding, pod: str, ztunnel_namespace: str, *, timeout: float = 10.0
 ) -> list[MetricSample]:
     """Scrape a ztunnel's `:15020/metrics` through a port-forward to loopback."""
     with cluster.port_forward(pod, ztunnel_namespace, ZTUNNEL_STATS_PORT) as local_port:
@@ -194,7 +159,7 @@ def ztunnel_access_logs(
     return _parsed(parse_access_log, text, f"log of {ztunnel_namespace}/{pod}")
 
 
-def authorization_policy(cluster: ObjectReader, name: str, namespace: str) -> dict[str, Any]:
+def authorization_policy(cluster: ObjectGetter, name: str, namespace: str) -> dict[str, Any]:
     """The AuthorizationPolicy object (with the status istiod wrote), for the policy-status checks."""
     obj = cluster.get("security.istio.io/v1", "AuthorizationPolicy", name, namespace)
     if obj is None:

@@ -11,7 +11,7 @@ from itertools import permutations
 
 from meshproof.config import Feature
 from meshproof.mesh import argv, olm, pins
-from meshproof.mesh.installers import rollout
+from meshproof.mesh.installers import helm_chart_step, rollout
 from meshproof.mesh.model import PlanStep, WaitSpec
 from meshproof.mesh.spec import ClusterSpec, MeshSpec
 from meshproof.mesh.templates import render, render_one
@@ -139,20 +139,15 @@ def istio_csr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
         ]
     cm_ns = pins.CERT_MANAGER_NAMESPACE
     return [
-        PlanStep(
+        helm_chart_step(
+            cluster,
             title=f"Install cert-manager {pins.CERT_MANAGER_CHART_VERSION}",
-            cluster=cluster.name,
-            command=argv.helm_install(
-                cluster,
-                release="cert-manager",
-                chart="cert-manager",
-                repo=pins.JETSTACK_HELM_REPO,
-                version=pins.CERT_MANAGER_CHART_VERSION,
-                namespace=cm_ns,
-            ),
-            helm_chart="cert-manager",
-            helm_values={"crds": {"enabled": True}},
-            undo_command=argv.helm_uninstall(cluster, release="cert-manager", namespace=cm_ns),
+            release="cert-manager",
+            chart="cert-manager",
+            repo=pins.JETSTACK_HELM_REPO,
+            version=pins.CERT_MANAGER_CHART_VERSION,
+            namespace=cm_ns,
+            chart_values={"crds": {"enabled": True}},
             wait=[
                 rollout("Deployment", "cert-manager", cm_ns),
                 rollout("Deployment", "cert-manager-webhook", cm_ns),
@@ -160,20 +155,15 @@ def istio_csr_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             ],
         ),
         ca_issuer_step(spec, cluster),
-        PlanStep(
+        helm_chart_step(
+            cluster,
             title=f"Install istio-csr {pins.ISTIO_CSR_CHART_VERSION}",
-            cluster=cluster.name,
-            command=argv.helm_install(
-                cluster,
-                release="cert-manager-istio-csr",
-                chart="cert-manager-istio-csr",
-                repo=pins.JETSTACK_HELM_REPO,
-                version=pins.ISTIO_CSR_CHART_VERSION,
-                namespace=cm_ns,
-            ),
-            helm_chart="cert-manager-istio-csr",
-            helm_values=istio_csr_helm_values(spec),
-            undo_command=argv.helm_uninstall(cluster, release="cert-manager-istio-csr", namespace=cm_ns),
+            release="cert-manager-istio-csr",
+            chart="cert-manager-istio-csr",
+            repo=pins.JETSTACK_HELM_REPO,
+            version=pins.ISTIO_CSR_CHART_VERSION,
+            namespace=cm_ns,
+            chart_values=istio_csr_helm_values(spec),
             wait=[rollout("Deployment", "cert-manager-istio-csr", cm_ns)],
         ),
     ]

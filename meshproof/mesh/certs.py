@@ -97,6 +97,12 @@ def make_root(organization: str = "Istio") -> CaPair:
     return CaPair(_ca_cert(name, key, None, path_length=None, istiod_dns=None), key)
 
 
+def unrelated_root_pem() -> str:
+    """A fresh self-signed root CA that nothing in any cluster chains to: the negative control for chain
+    checks (a verifier that accepts a mesh chain against this root accepts anything)."""
+    return make_root("meshproof unrelated root").cert_pem.decode()
+
+
 def make_intermediate(root: CaPair, cluster: str, istio_namespace: str = "istio-system") -> CaPair:
     """The cluster's CA, as the OSSM/istio.io procedure makes it: CA:true pathlen:0, L=<cluster>."""
     key = _key()

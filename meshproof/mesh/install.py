@@ -19,10 +19,7 @@ from meshproof import tools
 from meshproof.checks.verdict import Verdict
 from meshproof.mesh.certs import CACERTS_KIND, CLUSTER_ANNOTATION, GENERATED_ANNOTATION, SharedCa
 from meshproof.mesh.model import (
-    CONFIG_FILE,
-    ISTIO_OPERATOR_FILE,
     STAGES,
-    VALUES_FILE,
     InstallPlan,
     PlanStep,
     Stage,
@@ -146,15 +143,8 @@ def uninstall(
 def materialize_command(step: PlanStep, directory: Path, prefix: str) -> list[str]:
     """The step's command with each document written to a file and its placeholder replaced by the path."""
     assert step.command is not None
-    argv = list(step.command)
-    names = {VALUES_FILE: "values", ISTIO_OPERATOR_FILE: "istio-operator", CONFIG_FILE: "config"}
-    for doc, placeholder in step.documents():
-        if doc is None:
-            continue
-        path = directory / f"{prefix}-{step.slug}.{names[placeholder]}.yaml"
-        path.write_text(_yaml(doc))
-        argv = [str(path) if part == placeholder else part for part in argv]
-    return argv
+    files = step.write_documents(directory, f"{prefix}-{step.slug}")
+    return step.command_reading({placeholder: str(path) for placeholder, path in files.items()})
 
 
 def materialize_manifests(step: PlanStep, ca: SharedCa, istio_namespace: str) -> list[dict[str, Any]]:
@@ -212,12 +202,6 @@ def _probe_succeeds(probe: Sequence[str], runner: Runner, env: Mapping[str, str]
         return runner(probe, timeout=PROBE_TIMEOUT, check=False, env=env).returncode == 0
     except tools.ToolError:
         return False
-
-
-def _yaml(doc: Mapping[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -66,6 +66,32 @@ def istioctl_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
 # --- helm ---------------------------------------------------------------------------------------------
 
 
+def helm_chart_step(
+    cluster: ClusterSpec,
+    *,
+    title: str,
+    release: str,
+    chart: str,
+    repo: str,
+    version: str,
+    namespace: str,
+    chart_values: dict[str, object],
+    wait: list[WaitSpec],
+) -> PlanStep:
+    """`helm upgrade --install` of one chart from its repository, undone by `helm uninstall`."""
+    return PlanStep(
+        title=title,
+        cluster=cluster.name,
+        command=argv.helm_install(
+            cluster, release=release, chart=chart, repo=repo, version=version, namespace=namespace
+        ),
+        helm_chart=chart,
+        helm_values=chart_values,
+        undo_command=argv.helm_uninstall(cluster, release=release, namespace=namespace),
+        wait=wait,
+    )
+
+
 def _istio_chart_step(
     spec: MeshSpec,
     cluster: ClusterSpec,
@@ -77,20 +103,15 @@ def _istio_chart_step(
     chart_values: dict[str, object],
     wait: list[WaitSpec],
 ) -> PlanStep:
-    return PlanStep(
+    return helm_chart_step(
+        cluster,
         title=title,
-        cluster=cluster.name,
-        command=argv.helm_install(
-            cluster,
-            release=release,
-            chart=chart,
-            repo=pins.ISTIO_HELM_REPO,
-            version=spec.istio_version,
-            namespace=namespace,
-        ),
-        helm_chart=chart,
-        helm_values=chart_values,
-        undo_command=argv.helm_uninstall(cluster, release=release, namespace=namespace),
+        release=release,
+        chart=chart,
+        repo=pins.ISTIO_HELM_REPO,
+        version=spec.istio_version,
+        namespace=namespace,
+        chart_values=chart_values,
         wait=wait,
     )
 
@@ -157,22 +178,16 @@ def sail_operator_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
     assert spec.sail is not None
     if spec.sail.source == "olm":
         return olm.ossm_operator_steps(spec, cluster)
-    release = "sail-operator"
     return [
-        PlanStep(
+        helm_chart_step(
+            cluster,
             title=f"Install the Sail operator {spec.sail.version} (helm)",
-            cluster=cluster.name,
-            command=argv.helm_install(
-                cluster,
-                release=release,
-                chart="sail-operator",
-                repo=pins.SAIL_HELM_REPO,
-                version=spec.sail.version,
-                namespace=spec.sail.namespace,
-            ),
-            helm_chart="sail-operator",
-            helm_values={},
-            undo_command=argv.helm_uninstall(cluster, release=release, namespace=spec.sail.namespace),
+            release="sail-operator",
+            chart="sail-operator",
+            repo=pins.SAIL_HELM_REPO,
+            version=spec.sail.version,
+            namespace=spec.sail.namespace,
+            chart_values={},
             wait=[
                 rollout("Deployment", spec.sail.deployment, spec.sail.namespace),
                 *(olm.crd_established(name) for name in olm.SAIL_CRDS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from meshproof.mesh.spec import MeshSpec
 VALUES_FILE = "<values-file>"
 ISTIO_OPERATOR_FILE = "<istio-operator-file>"
 CONFIG_FILE = "<config-file>"
+_DOCUMENT_SUFFIXES = {VALUES_FILE: "values", ISTIO_OPERATOR_FILE: "istio-operator", CONFIG_FILE: "config"}
 
 # cluster: creates or reuses the cluster itself (skipped for a reused cluster);
 # platform: cluster add-ons the suites need whatever the mesh (idempotent);
@@ -144,6 +146,22 @@ class PlanStep(BaseModel):
             (self.config_file, CONFIG_FILE),
         ]
 
+    def write_documents(self, directory: Path, stem: str) -> dict[str, Path]:
+        """Write each document the command reads to `<directory>/<stem>.<values|istio-operator|config>.yaml`;
+        returns the files by the placeholder they stand for."""
+        files: dict[str, Path] = {}
+        for doc, placeholder in self.documents():
+            if doc is None:
+                continue
+            path = directory / f"{stem}.{_DOCUMENT_SUFFIXES[placeholder]}.yaml"
+            path.write_text(_dump_yaml(doc))
+            files[placeholder] = path
+        return files
+
+    def command_reading(self, files: Mapping[str, str]) -> list[str]:
+        """The command with each document placeholder replaced by where that document now is."""
+        return [files.get(part, part) for part in self.command or []]
+
     @property
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60].rstrip("-")
@@ -243,16 +261,9 @@ class InstallPlan(BaseModel):
             lines = header + [f"# then wait: {w.describe()}" for w in step.wait]
             path.write_text("\n".join(lines) + "\n" + _dump_all(step.manifests))
             return [path]
-        written: list[Path] = []
-        command = list(step.command or [])
-        suffixes = {VALUES_FILE: "values", ISTIO_OPERATOR_FILE: "istio-operator", CONFIG_FILE: "config"}
-        for doc, placeholder in step.documents():
-            if doc is None:
-                continue
-            doc_path = directory / f"{stem}.{suffixes[placeholder]}.yaml"
-            doc_path.write_text(_dump_yaml(doc))
-            written.append(doc_path)
-            command = [doc_path.name if part == placeholder else part for part in command]
+        files = step.write_documents(directory, stem)
+        written = list(files.values())
+        command = step.command_reading({placeholder: path.name for placeholder, path in files.items()})
         script = ["#!/bin/sh", *header, "set -eu", 'cd "$(dirname "$0")"']
         if step.skip_if:
             script.append(

@@ -15,8 +15,16 @@ from typing import Any
 
 import pytest
 
-from meshproof.bench.cluster import ArmDeployment, ArmSettings, deploy_arm, remove_arm, wait_for_path
+from meshproof.bench.cluster import (
+    ArmDeployment,
+    ArmSettings,
+    ClusterExecutor,
+    deploy_arm,
+    remove_arm,
+    wait_for_path,
+)
 from meshproof.bench.plan import BenchPlan, PlanError, load_plan
+from meshproof.bench.runner import Measure, PlanOutcome, run_plan
 from meshproof.bench.session import ARMS_BY_MODE, PROFILE_ENV, BenchSession, environment_facts
 from meshproof.config import RunConfig
 from meshproof.wait import Timeouts
@@ -99,3 +107,33 @@ def verified_arms(
     for arm, dep in deployments.items():
         bench_session.path_verdicts[arm] = wait_for_path(cluster, dep, timeout=timeout)
     return {arm: dep for arm, dep in deployments.items() if bench_session.path_verdicts[arm]}
+
+
+@pytest.fixture
+def measure(
+    cluster: Any,
+    mesh: Any,
+    run_config: RunConfig,
+    bench_session: BenchSession,
+    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
+    verified_arms: dict[str, ArmDeployment],
+) -> Measure:
+    """Runs a plan (the profile, or a part of it) on the verified arms; every run lands in the report."""
+    settings, _ = bench_deployments
+
+    def run(plan: BenchPlan) -> PlanOutcome:
+        executor = ClusterExecutor(
+            cluster=cluster,
+            plan=plan,
+            settings=settings,
+            deployments=dict(verified_arms),
+            ztunnel_namespace=getattr(mesh, "ztunnel_namespace", None),
+            rollout_timeout=Timeouts.for_config(run_config).rollout,
+            raw_dir=bench_session.directory / "raw",
+            notes=bench_session.notes,
+        )
+        outcome = run_plan(plan, executor, arms=list(verified_arms))
+        bench_session.record(outcome)
+        return outcome
+
+    return run

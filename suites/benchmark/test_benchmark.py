@@ -15,51 +15,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from meshproof.bench.cluster import ArmDeployment, ArmSettings, ClusterExecutor
+from meshproof.bench.cluster import ArmDeployment
 from meshproof.bench.compare import Thresholds, compare_results
 from meshproof.bench.model import BASELINE_ARM, load_results
 from meshproof.bench.plan import BenchPlan, FortioSettings, LocustSettings
-from meshproof.bench.runner import PlanOutcome, run_plan
+from meshproof.bench.runner import Measure, PlanOutcome
 from meshproof.bench.session import BASELINE_ENV, THRESHOLD_ENV, BenchSession
 from meshproof.checks.verdict import require
 from meshproof.config import RunConfig
 from meshproof.reporting.bench_compare import summary_line, write_comparison
-from meshproof.wait import Timeouts
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 ARMS = ("no-mesh", "sidecar", "ambient", "waypoint")
-
-
-def _executor(
-    cluster: Any,
-    mesh: Any,
-    run_config: RunConfig,
-    plan: BenchPlan,
-    session: BenchSession,
-    settings: ArmSettings,
-    arms: dict[str, ArmDeployment],
-) -> ClusterExecutor:
-    return ClusterExecutor(
-        cluster=cluster,
-        plan=plan,
-        settings=settings,
-        deployments=dict(arms),
-        ztunnel_namespace=getattr(mesh, "ztunnel_namespace", None),
-        rollout_timeout=Timeouts.for_config(run_config).rollout,
-        raw_dir=session.directory / "raw",
-        notes=session.notes,
-    )
-
-
-def _record(session: BenchSession, outcome: PlanOutcome) -> None:
-    session.runs.extend(outcome.runs)
-    session.resources.extend(outcome.resources)
-    session.notes.extend(f"failed: {f}" for f in outcome.failures)
 
 
 def _baseline_gaps(outcome: PlanOutcome) -> list[str]:
@@ -84,22 +55,12 @@ def test_arm_traffic_takes_the_arm_path(
 
 
 def test_fortio_latency_sweeps(
-    cluster: Any,
-    mesh: Any,
-    run_config: RunConfig,
-    bench_plan: BenchPlan,
-    bench_session: BenchSession,
-    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
-    verified_arms: dict[str, ArmDeployment],
+    bench_plan: BenchPlan, verified_arms: dict[str, ArmDeployment], measure: Measure
 ) -> None:
     if not bench_plan.fortio.enabled or not bench_plan.fortio_points():
         pytest.skip(f"profile {bench_plan.name} has no fortio load points")
     assert BASELINE_ARM in verified_arms, "the no-mesh arm failed its path check: nothing to compare against"
-    plan = bench_plan.model_copy(update={"locust": LocustSettings(enabled=False)})
-    settings, _ = bench_deployments
-    executor = _executor(cluster, mesh, run_config, plan, bench_session, settings, verified_arms)
-    outcome = run_plan(plan, executor, arms=list(verified_arms))
-    _record(bench_session, outcome)
+    outcome = measure(bench_plan.model_copy(update={"locust": LocustSettings(enabled=False)}))
     assert not outcome.failures, f"fortio failed: {outcome.failures[0]}"
     gaps = _baseline_gaps(outcome)
     assert not gaps, (
@@ -109,22 +70,12 @@ def test_fortio_latency_sweeps(
 
 
 def test_locust_throughput(
-    cluster: Any,
-    mesh: Any,
-    run_config: RunConfig,
-    bench_plan: BenchPlan,
-    bench_session: BenchSession,
-    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
-    verified_arms: dict[str, ArmDeployment],
+    bench_plan: BenchPlan, verified_arms: dict[str, ArmDeployment], measure: Measure
 ) -> None:
     if not bench_plan.locust.enabled:
         pytest.skip(f"profile {bench_plan.name} has Locust disabled")
     assert BASELINE_ARM in verified_arms, "the no-mesh arm failed its path check: nothing to compare against"
-    plan = bench_plan.model_copy(update={"fortio": FortioSettings(enabled=False)})
-    settings, _ = bench_deployments
-    executor = _executor(cluster, mesh, run_config, plan, bench_session, settings, verified_arms)
-    outcome = run_plan(plan, executor, arms=list(verified_arms))
-    _record(bench_session, outcome)
+    outcome = measure(bench_plan.model_copy(update={"fortio": FortioSettings(enabled=False)}))
     assert not outcome.failures, f"Locust failed: {outcome.failures[0]}"
     assert not _baseline_gaps(outcome), "no valid no-mesh Locust run: see the report's invalid runs"
 

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.authz
 SIDECAR, AMBIENT, WAYPOINT = WorkloadClass.SIDECAR, WorkloadClass.AMBIENT, WorkloadClass.WAYPOINT
 L4_PATHS = [AuthzPath(c, s) for c in (SIDECAR, AMBIENT, WAYPOINT) for s in ("http", "tcp")]
 L7_PATHS = [AuthzPath(SIDECAR, "http"), AuthzPath(WAYPOINT, "http")]
+L4_PATH_PARAMS = [as_param(p) for p in L4_PATHS]
+L7_PATH_PARAMS = [as_param(p) for p in L7_PATHS]
 SOURCE_ATTRIBUTES = [
     pytest.param("principal", id="by-principal"),
     pytest.param("namespace", id="by-namespace"),
@@ -45,17 +47,11 @@ ELSEWHERE_NAMESPACE = "meshproof-elsewhere"  # a namespace no client runs in
 
 
 @pytest.mark.parametrize("attribute", SOURCE_ATTRIBUTES)
-@pytest.mark.parametrize("path", [as_param(p) for p in L4_PATHS])
+@pytest.mark.parametrize("path", L4_PATH_PARAMS)
 def test_allow_admits_only_the_named_source(
-    path: AuthzPath,
-    attribute: str,
-    workloads: WorkloadSet,
-    policies: AppliedPolicies,
-    traffic: Traffic,
-    mesh: MeshInfo,
+    path: AuthzPath, attribute: str, calls: Calls, policies: AppliedPolicies, mesh: MeshInfo
 ) -> None:
-    server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
-    calls = Calls(traffic, path, client, server)
+    server, client = calls.server, calls.client
 
     policies.apply(allow(server, source_rule(attribute, client, mesh)))
     calls.expect(path.allowed(), f"ALLOW naming the client's {attribute} admits it")
@@ -68,17 +64,11 @@ def test_allow_admits_only_the_named_source(
 
 
 @pytest.mark.parametrize("attribute", SOURCE_ATTRIBUTES)
-@pytest.mark.parametrize("path", [as_param(p) for p in L4_PATHS])
+@pytest.mark.parametrize("path", L4_PATH_PARAMS)
 def test_deny_refuses_only_the_named_source(
-    path: AuthzPath,
-    attribute: str,
-    workloads: WorkloadSet,
-    policies: AppliedPolicies,
-    traffic: Traffic,
-    mesh: MeshInfo,
+    path: AuthzPath, attribute: str, calls: Calls, policies: AppliedPolicies, mesh: MeshInfo
 ) -> None:
-    server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
-    calls = Calls(traffic, path, client, server)
+    server, client = calls.server, calls.client
 
     policies.apply(deny(server, foreign_rule(attribute, client, mesh)))
     calls.expect(path.allowed(), f"DENY naming another {attribute} leaves the client alone")
@@ -90,12 +80,11 @@ def test_deny_refuses_only_the_named_source(
     calls.expect(path.allowed(), "control: with the policy removed the same call succeeds")
 
 
-@pytest.mark.parametrize("path", [as_param(p) for p in L4_PATHS])
+@pytest.mark.parametrize("path", L4_PATH_PARAMS)
 def test_deny_takes_precedence_over_allow(
-    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic, mesh: MeshInfo
+    path: AuthzPath, calls: Calls, policies: AppliedPolicies, mesh: MeshInfo
 ) -> None:
-    server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
-    calls = Calls(traffic, path, client, server)
+    server, client = calls.server, calls.client
     both = source_rule("principal", client, mesh)
     deny_policy = deny(server, both)
 
@@ -106,14 +95,9 @@ def test_deny_takes_precedence_over_allow(
     calls.expect(path.allowed(), "control: without the DENY the remaining ALLOW admits the same call")
 
 
-@pytest.mark.parametrize("path", [as_param(p) for p in L7_PATHS])
-def test_l7_rules_on_path_and_method(
-    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic
-) -> None:
-    server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
-    calls = Calls(traffic, path, client, server)
-
-    policies.apply(allow(server, Rule(paths=(ECHO_PATH,), methods=("GET",))))
+@pytest.mark.parametrize("path", L7_PATH_PARAMS)
+def test_l7_rules_on_path_and_method(calls: Calls, policies: AppliedPolicies) -> None:
+    policies.apply(allow(calls.server, Rule(paths=(ECHO_PATH,), methods=("GET",))))
     calls.expect(
         responses.all_of(responses.ok(), responses.l7_processed()),
         "GET on the allowed path passes the L7 rule, and an L7 proxy handled it",
@@ -130,15 +114,13 @@ def test_l7_rules_on_path_and_method(
 
 @pytest.mark.parametrize("path", [as_param(AuthzPath(AMBIENT, "http"))])
 def test_l7_rule_enforced_by_ztunnel_fails_closed(
-    path: AuthzPath, workloads: WorkloadSet, policies: AppliedPolicies, traffic: Traffic, mesh: MeshInfo
+    calls: Calls, policies: AppliedPolicies, mesh: MeshInfo
 ) -> None:
     """istio-facts §0 trap 7: ztunnel cannot match HTTP attributes, so an ALLOW rule with a method never
     matches; the very GET it names from the very principal it names is refused."""
-    server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
-    calls = Calls(traffic, path, client, server)
-    rule = Rule(principals=source_rule("principal", client, mesh).principals, methods=("GET",))
+    rule = Rule(principals=source_rule("principal", calls.client, mesh).principals, methods=("GET",))
 
-    policies.apply(allow(server, rule))
+    policies.apply(allow(calls.server, rule))
     calls.expect(responses.denied_l4(), "ztunnel refuses the connection an L7-only ALLOW rule names")
 
     policies.remove_all()
@@ -212,6 +194,12 @@ def foreign_rule(attribute: str, client: Workload, mesh: MeshInfo) -> Rule:
         other = spiffe_id(mesh.trust_domain, client.namespace, f"not-{client.service_account}")
         return Rule(principals=(principal(other),))
     return Rule(namespaces=(ELSEWHERE_NAMESPACE,))
+
+
+@pytest.fixture
+def calls(path: AuthzPath, workloads: WorkloadSet, traffic: Traffic) -> Calls:
+    """The parametrized path's call: its class's client to its class's server."""
+    return Calls(traffic, path, workloads.client(path.workload_class), workloads.server(path.workload_class))
 
 
 class Calls:

@@ -28,6 +28,7 @@ from meshproof.checks.ambient import (
 )
 from meshproof.checks.identity import spiffe_id, verify_workload_certificate
 from meshproof.checks.verdict import require
+from meshproof.mesh.certs import unrelated_root_pem
 from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.workloads import HTTP_PORT, Workload, WorkloadClass, WorkloadSet, pod_of, published_root_pem
@@ -199,29 +200,3 @@ def expect_plaintext_accepted_without_identity(
 
 def identity(mesh: MeshInfo, workload: Workload) -> str:
     return spiffe_id(mesh.trust_domain, workload.namespace, workload.service_account)
-
-
-def unrelated_root_pem() -> str:
-    """A freshly made self-signed CA that nothing in the cluster can chain to."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "meshproof unrelated root")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()

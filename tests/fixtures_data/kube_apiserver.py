@@ -253,6 +253,20 @@ class _Handler(BaseHTTPRequestHandler):
                 return kind, namespace, name, sub
         return None
 
+    def _object_request(self) -> tuple[Kind, str, str, dict[str, list[str]], Any] | None:
+        """The request, recorded, for one named object: (kind, namespace, name, query, body); None when the
+        answer (401, an injected failure, 404) has already been sent."""
+        got = self._record()
+        if got is None:
+            return None
+        path, query, body = got
+        route = self._route(path)
+        if route is None or route[2] is None:
+            self._send(404, _status(404, "NotFound", "no such resource"))
+            return None
+        kind, namespace, name, _ = route
+        return kind, namespace, name, query, body
+
     # --- verbs ---
 
     def do_GET(self) -> None:
@@ -298,15 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, obj)
 
     def do_PATCH(self) -> None:
-        got = self._record()
-        if got is None:
+        request = self._object_request()
+        if request is None:
             return
-        path, query, body = got
-        route = self._route(path)
-        if route is None or route[2] is None:
-            self._send(404, _status(404, "NotFound", "no such resource"))
-            return
-        kind, namespace, name, _ = route
+        kind, namespace, name, query, body = request
         if self.headers.get("Content-Type") != "application/apply-patch+yaml":
             self._send(415, _status(415, "UnsupportedMediaType", "only server-side apply is faked"))
             return
@@ -336,15 +345,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(201 if old is None else 200, obj)
 
     def do_DELETE(self) -> None:
-        got = self._record()
-        if got is None:
+        request = self._object_request()
+        if request is None:
             return
-        path, _, _ = got
-        route = self._route(path)
-        if route is None or route[2] is None:
-            self._send(404, _status(404, "NotFound", "no such resource"))
-            return
-        kind, namespace, name, _ = route
+        kind, namespace, name, _, _ = request
         with self.state.lock:
             obj = self.state.objects.pop(_key(kind, namespace, name), None)
             if obj is not None and kind.kind == "Namespace":  # the namespace controller, instantly

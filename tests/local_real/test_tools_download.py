@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixtures_data.servers import serving_in_background
 
 from meshproof import tools
 from meshproof.commands import tools as tools_cmd
@@ -77,15 +78,9 @@ def server() -> Iterator[Server]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as httpd:
+        state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def tar_gz(member: str, data: bytes) -> bytes:

@@ -16,13 +16,13 @@ import socket
 import socketserver
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fixtures_data.real_tools import real_tool
+from fixtures_data.servers import serving_in_background
 
 from meshproof.checks import responses
 from meshproof.checks.identity import spiffe_id
@@ -105,26 +105,16 @@ class CountingHTTPServer(http.server.ThreadingHTTPServer):
         return super().get_request()
 
 
-def serve(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def raw_server(request: pytest.FixtureRequest) -> Iterator[RawServer]:
-    server = RawServer(request.param)
-    yield from serve(server)  # type: ignore[misc]
+    with serving_in_background(RawServer(request.param)) as server:
+        yield server
 
 
 @pytest.fixture
 def keepalive_server() -> Iterator[CountingHTTPServer]:
-    server = CountingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
-    yield from serve(server)  # type: ignore[misc]
+    with serving_in_background(CountingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)) as server:
+        yield server
 
 
 def free_port() -> int:

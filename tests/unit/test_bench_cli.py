@@ -45,6 +45,25 @@ def results_dir(tmp_path: Path, name: str, scale: float, *, valid: bool = True, 
     return directory
 
 
+def local_fortio_argv(url: str, output: Path) -> list[str]:
+    """`meshproof bench local`: one second of fortio at 10 QPS over one connection against `url`."""
+    return [
+        "local",
+        "--url",
+        url,
+        "--tool",
+        "fortio",
+        "--qps",
+        "10",
+        "--connections",
+        "1",
+        "--duration",
+        "1",
+        "--output",
+        str(output),
+    ]
+
+
 def test_register_adds_bench_with_three_actions() -> None:
     parser = argparse.ArgumentParser(prog="meshproof")
     bench_cmd.register(parser.add_subparsers(dest="command"))
@@ -79,23 +98,7 @@ def test_bench_without_an_action_is_a_usage_error(capsys: pytest.CaptureFixture[
 
 
 def test_local_refuses_a_non_loopback_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = bench_cmd.main(
-        [
-            "local",
-            "--url",
-            "http://192.0.2.10:8080/echo",
-            "--tool",
-            "fortio",
-            "--qps",
-            "10",
-            "--connections",
-            "1",
-            "--duration",
-            "1",
-            "--output",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = bench_cmd.main(local_fortio_argv("http://192.0.2.10:8080/echo", tmp_path / "o"))
     err = capsys.readouterr().err
     assert code == 2 and "is not loopback" in err and "--allow-remote" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -111,23 +114,7 @@ def test_local_without_fortio_names_the_install(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("MESHPROOF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(fortio_mod, "REPO_ROOT", tmp_path)
-    code = bench_cmd.main(
-        [
-            "local",
-            "--url",
-            "http://127.0.0.1:9/echo",
-            "--tool",
-            "fortio",
-            "--qps",
-            "10",
-            "--connections",
-            "1",
-            "--duration",
-            "1",
-            "--output",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = bench_cmd.main(local_fortio_argv("http://127.0.0.1:9/echo", tmp_path / "o"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "go install fortio.org/fortio@v" in err[0]

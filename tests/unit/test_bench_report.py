@@ -239,3 +239,18 @@ def test_session_writes_its_report_with_environment_and_path_verdicts(
     markdown = session.write().read_text(encoding="utf-8")
     assert "path check waypoint: arm waypoint: the server Service is not WaypointBound" in markdown
     assert load_results(tmp_path / "benchmark").plan["name"] == "smoke"
+
+
+def test_session_records_what_a_plan_measured_and_notes_its_failures(
+    results: BenchmarkResults, tmp_path: Path
+) -> None:
+    from meshproof.bench.plan import load_plan
+    from meshproof.bench.runner import PlanOutcome
+    from meshproof.bench.session import BenchSession
+
+    session = BenchSession(directory=tmp_path / "benchmark", plan=load_plan("smoke"), environment={})
+    session.record(PlanOutcome(runs=results.runs[:3], resources=results.resources[:2]))
+    session.record(PlanOutcome(runs=results.runs[3:5], failures=["fortio sidecar q100: exit 1"]))
+
+    assert session.runs == results.runs[:5] and session.resources == results.resources[:2]
+    assert session.results().notes == ["failed: fortio sidecar q100: exit 1"]

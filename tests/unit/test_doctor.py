@@ -14,13 +14,13 @@ import shutil
 import socket
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixtures_data.servers import serving_in_background
 
 from meshproof import tools
 from meshproof.commands import doctor
@@ -117,15 +117,9 @@ def api_server() -> Iterator[dict[str, object]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    seen["url"] = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as httpd:
+        seen["url"] = f"http://127.0.0.1:{httpd.server_address[1]}"
         yield seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def run_doctor(argv: list[str]) -> int:

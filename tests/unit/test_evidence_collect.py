@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_data.servers import serving_in_background
 
 from meshproof.evidence.collect import (
     Istioctl,
@@ -194,12 +194,8 @@ class _MetricsHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def metrics_server() -> Iterator[int]:
     _MetricsHandler.body = (DATA / "ztunnel_metrics.txt").read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving_in_background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)) as server:
+        yield server.server_address[1]
 
 
 def test_ztunnel_metrics_scrapes_the_forwarded_port(metrics_server: int) -> None:

@@ -19,6 +19,7 @@ from meshproof.checks.identity import (
     spiffe_id,
     verify_workload_certificate,
 )
+from meshproof.mesh.certs import unrelated_root_pem
 
 CLIENT = "spiffe://cluster.local/ns/demo/sa/client"
 
@@ -289,3 +290,22 @@ def test_chain_carrying_a_same_named_foreign_root_is_rejected(pki: Pki) -> None:
         "self-signed 'O=cluster.local', which is not one of the trusted roots (foreign root)"
         in verdict.reason
     )
+
+
+def test_the_unrelated_root_is_a_ca_that_no_mesh_chain_reaches(pki: Pki) -> None:
+    """The mTLS suite's negative control: a real chain is judged against this root and must fail."""
+    from cryptography import x509
+
+    root = pki.root()
+    inter = pki.intermediate(root)
+    chain = pem_of(pki.leaf(inter), inter)
+    unrelated = unrelated_root_pem()
+    cert = x509.load_pem_x509_certificate(unrelated.encode())
+
+    assert (
+        cert.subject == cert.issuer
+        and cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    )
+    assert verify_workload_certificate(chain, CLIENT, root.pem).ok  # control: the chain itself is good
+    assert not verify_workload_certificate(chain, CLIENT, unrelated).ok
+    assert unrelated != unrelated_root_pem()  # fresh each time: nothing can have been issued under it

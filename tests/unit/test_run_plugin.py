@@ -96,6 +96,7 @@ def test_report_records_outcomes_features_and_unsupported(suite: pytest.Pytester
     assert data["results"]["mtls"]["result"] == "passed"  # unsupported tests do not make it partial
     assert data["results"]["authz"]["failed"] == 1
     assert (results / "junit.xml").exists()
+    assert any((results / "allure-results").glob("*-result.json")), "Allure results land in the run dir"
 
 
 def test_benchmarks_run_only_when_selected(suite: pytest.Pytester, tmp_path: Path):
