@@ -11,6 +11,7 @@ here), or TLS behaviour of those hosts.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import re
@@ -84,8 +85,12 @@ def server() -> Iterator[Server]:
 
 
 def tar_gz(member: str, data: bytes) -> bytes:
+    """Byte-for-byte reproducible (gzip mtime 0), so a sum computed later matches what was served."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         info = tarfile.TarInfo(member)
         info.size = len(data)
         info.mode = 0o755
@@ -100,7 +105,8 @@ def tar_gz(member: str, data: bytes) -> bytes:
 def zipped(member: str, data: bytes) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr(member, data)
+        # a fixed timestamp keeps the archive reproducible (writestr with a name uses the current time)
+        zf.writestr(zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0)), data)
     return buf.getvalue()
 
 
