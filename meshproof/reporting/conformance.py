@@ -27,6 +27,9 @@ from meshproof.config import OPTIONS, RunConfig
 REPORT_API_VERSION = "meshproof.io/v1alpha1"
 REPORT_KIND = "ConformanceReport"
 REPORT_FILENAME = "conformance-report.yaml"
+# Facts about the clusters under test (Kubernetes/OCP versions), written by whichever process provisioned
+# them (an xdist worker, maybe) and read by the controller when it writes the report.
+PLATFORM_FACTS_FILENAME = "platform-facts.yaml"
 # A skip whose reason starts with this is a combination the implementation or cluster does not support:
 # reported as unsupported, never counted as skipped-for-later or as a pass.
 UNSUPPORTED_PREFIX = "unsupported:"
@@ -153,6 +156,24 @@ class ConformanceReport:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+
+def write_platform_facts(results_dir: Path, facts: dict[str, Any]) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    target = results_dir / PLATFORM_FACTS_FILENAME
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".facts-", suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(facts, fh, sort_keys=True)
+    os.replace(tmp, target)
+    return target
+
+
+def read_platform_facts(results_dir: Path) -> dict[str, Any]:
+    path = results_dir / PLATFORM_FACTS_FILENAME
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text())
+    return data if isinstance(data, dict) else {}
 
 
 def reproduce_command(cfg: RunConfig, markexpr: str = "") -> str:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,9 @@ def log(line):
 class FakeCluster:
     def get(self, *args, **kwargs):
         return None
+
+    def server_version(self):
+        return "v1.33.4"
 
     def close(self):
         pass
@@ -142,3 +146,7 @@ def test_xdist_workers_share_one_provisioning_and_the_controller_tears_down(
     provisioning_pid = dict(entries)["apply mesh"]
     teardown_pid = entries[-1][1]
     assert teardown_pid != provisioning_pid  # the controller, not the worker that provisioned
+    # the worker that provisioned told the controller's report what the cluster is
+    (report,) = (pytester.path / "reports").glob("*/conformance-report.yaml")
+    platform = yaml.safe_load(report.read_text())["platform"]
+    assert platform["clusters"] == {"meshproof": {"kubernetes": "v1.33.4", "notes": "fake"}}
