@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from meshproof import tools
-
-_TRUE = ("1", "true", "yes", "on")
+from meshproof.config import load_config
 
 
 def register(subparsers: Any) -> None:
@@ -92,9 +91,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _offline(args: argparse.Namespace) -> bool:
-    if args.offline:
-        return True
-    return os.environ.get("MESHPROOF_OFFLINE", "").strip().lower() in _TRUE
+    """--offline, or MESHPROOF_OFFLINE / a profile, read the way every other command reads them."""
+    return load_config({"offline": args.offline}).offline
 
 
 def _wanted(names: Sequence[str]) -> list[str]:

@@ -56,9 +56,9 @@ def bench_deployments(
     run_config: RunConfig,
     bench_plan: BenchPlan,
     bench_arms: list[str],
+    timeouts: Timeouts,
 ) -> Iterator[tuple[ArmSettings, dict[str, ArmDeployment]]]:
     """Every arm deployed (identical namespaces, manifests/bench/), removed at the end of the session."""
-    timeouts = Timeouts.for_config(run_config)
     settings = ArmSettings(
         run_id=run_config.run_id,
         sizing=bench_plan.sizing,
@@ -97,15 +97,14 @@ def bench_session(
 @pytest.fixture(scope="session")
 def verified_arms(
     cluster: Any,
-    run_config: RunConfig,
     bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
     bench_session: BenchSession,
+    timeouts: Timeouts,
 ) -> dict[str, ArmDeployment]:
     """The deployed arms whose traffic is on the path the arm claims; measuring any other is pointless."""
     _, deployments = bench_deployments
-    timeout = Timeouts.for_config(run_config).traffic
     for arm, dep in deployments.items():
-        bench_session.path_verdicts[arm] = wait_for_path(cluster, dep, timeout=timeout)
+        bench_session.path_verdicts[arm] = wait_for_path(cluster, dep, timeout=timeouts.traffic)
     return {arm: dep for arm, dep in deployments.items() if bench_session.path_verdicts[arm]}
 
 
@@ -113,10 +112,10 @@ def verified_arms(
 def measure(
     cluster: Any,
     mesh: Any,
-    run_config: RunConfig,
     bench_session: BenchSession,
     bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
     verified_arms: dict[str, ArmDeployment],
+    timeouts: Timeouts,
 ) -> Measure:
     """Runs a plan (the profile, or a part of it) on the verified arms; every run lands in the report."""
     settings, _ = bench_deployments
@@ -128,7 +127,7 @@ def measure(
             settings=settings,
             deployments=dict(verified_arms),
             ztunnel_namespace=getattr(mesh, "ztunnel_namespace", None),
-            rollout_timeout=Timeouts.for_config(run_config).rollout,
+            rollout_timeout=timeouts.rollout,
             raw_dir=bench_session.directory / "raw",
             notes=bench_session.notes,
         )

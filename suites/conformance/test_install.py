@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from meshproof.checks.verdict import Verdict, require
-from meshproof.config import Feature, RunConfig
+from meshproof.config import Feature
 from meshproof.mesh import health
 from meshproof.mesh.info import MeshInfo
 from meshproof.mesh.olm import ossm_csv_name
@@ -31,11 +31,6 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 # A settled operator reconciles on changes only; Sail's own e2e fails on a steady stream (istio-facts §1.4).
 RECONCILE_WINDOW_S = 60
 MAX_RECONCILES_PER_MINUTE = 10
-
-
-@pytest.fixture(scope="module")
-def timeouts(run_config: RunConfig) -> Timeouts:
-    return Timeouts.for_config(run_config)
 
 
 def _istiod(cluster: Cluster, mesh: MeshInfo) -> dict[str, Any] | None:

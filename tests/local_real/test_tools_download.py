@@ -28,6 +28,7 @@ import pytest
 from fixtures_data.servers import serving_in_background
 
 from meshproof import tools
+from meshproof.cli import main as meshproof_main
 from meshproof.commands import tools as tools_cmd
 from meshproof.tools import LINUX_AMD64, Asset, ToolSpec, VersionPolicy
 
@@ -344,6 +345,14 @@ def test_cli_install_from_a_mirror_and_list(
 
     assert run_cli(["tools", "install", "--offline"]) == 1
     assert "offline: not downloading faketool" in capsys.readouterr().err
+    # the environment is read like every other option: a true value forbids, a bad one is a usage error
+    monkeypatch.setenv("MESHPROOF_OFFLINE", "yes")
+    assert run_cli(["tools", "install"]) == 1
+    assert "offline: not downloading faketool" in capsys.readouterr().err
+    monkeypatch.setenv("MESHPROOF_OFFLINE", "perhaps")
+    assert meshproof_main(["tools", "install"]) == 2
+    assert "MESHPROOF_OFFLINE: 'perhaps' is not a boolean" in capsys.readouterr().err
+    monkeypatch.delenv("MESHPROOF_OFFLINE")
 
     assert run_cli(["tools", "install", "--mirror", server.url]) == 0
     out = capsys.readouterr().out

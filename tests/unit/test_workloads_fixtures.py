@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from meshproof.config import RunConfig
+from meshproof.wait import Timeouts
 
 pytest_plugins = ["fixtures.workloads", "fixtures.traffic"]
 LOG = Path(__file__).parent / "calls.jsonl"
@@ -68,6 +69,11 @@ def run_config(pytestconfig, tmp_path_factory):
     keep = pytestconfig.getoption("--keep-on-failure-test")
     results = tmp_path_factory.mktemp("results")
     return RunConfig(mode="ambient", run_id="r1", results_dir=results, keep_on_failure=keep)
+
+
+@pytest.fixture(scope="session")
+def timeouts(run_config):
+    return Timeouts.for_config(run_config)
 
 
 @pytest.fixture(scope="session")
