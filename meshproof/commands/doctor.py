@@ -275,6 +275,55 @@ def check_api_server(
     return CheckResult(name, True, f"{host} answered /version: {version or 'unknown'}"), (version or None)
 
 
+# KWOK (sigs.k8s.io/kwok) fakes nodes: it marks the ones it manages with this annotation (its documented
+# selector is `kwok.x-k8s.io/node=fake`) and reports `kwok-<version>` as the kubelet version. Pods there are
+# Ready without running a container, so no traffic, proxy or netns evidence from them is real.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+def fake_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the nodes KWOK simulates, each with the mark that gave it away."""
+    found = []
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        kubelet = str(((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+        annotation = (meta.get("annotations") or {}).get(KWOK_NODE_ANNOTATION)
+        if annotation is not None:
+            found.append(f"{meta.get('name')} ({KWOK_NODE_ANNOTATION}={annotation})")
+        elif kubelet.startswith("kwok-"):
+            found.append(f"{meta.get('name')} (kubelet {kubelet})")
+    return found
+
+
+def check_real_nodes(config_file: str, context: str, *, timeout: float = API_TIMEOUT) -> CheckResult:
+    """The cluster's nodes are real: a data-plane verdict earned on KWOK's fake nodes would certify nothing."""
+    from kubernetes import client as kube_client
+    from kubernetes import config as kube_config
+
+    name = f"nodes of {context}"
+    try:
+        with kube_config.new_client_from_config(
+            config_file=config_file, context=context, persist_config=False
+        ) as api:
+            api.configuration.retries = 0
+            listed = kube_client.CoreV1Api(api).list_node(_request_timeout=(timeout, timeout))
+            items = api.sanitize_for_serialization(listed).get("items") or []
+    except Exception as exc:
+        # Not fatal by itself: the API check above already decides reachability; this one only refuses KWOK.
+        return CheckResult(
+            name, False, f"cannot list nodes: {_safe_error(exc)}", "grant list on nodes", required=False
+        )
+    fake = fake_nodes(items)
+    if fake:
+        return CheckResult(
+            name,
+            False,
+            f"KWOK fake nodes, no data plane: {', '.join(fake)}; refusing to certify data-plane claims",
+            "run against a cluster with real nodes (kind, OpenShift); the control-plane tier proves no traffic",
+        )
+    return CheckResult(name, True, f"{len(items)} node(s), none simulated by KWOK")
+
+
 def check_cluster_access(
     cfg: RunConfig, env: Mapping[str, str] | None = None
 ) -> tuple[list[CheckResult], str | None]:
@@ -300,6 +349,8 @@ def check_cluster_access(
     for context in contexts:
         result, version = check_api_server(kubeconfig.config_file, context, timeout=timeout)
         results.append(result)
+        if result.ok:
+            results.append(check_real_nodes(kubeconfig.config_file, context, timeout=timeout))
         server_version = server_version or version
     return results, server_version
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Stop the control-plane tier started by up.sh: every process by its recorded pid (newest first, SIGTERM,
+# then SIGKILL after a grace period), then check that none of them is left. Removes the run state unless
+# --keep-state (logs stay readable for a failed CI run). Exit 1 when a process could not be stopped.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+keep=0
+[ "${1:-}" = "--keep-state" ] && keep=1
+
+alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != "Z" ]; }
+
+mapfile -t entries < <(cp_recorded_pids | tac)
+for entry in "${entries[@]}"; do
+  read -r name pid <<<"$entry"
+  alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+done
+left=()
+for entry in "${entries[@]}"; do
+  read -r name pid <<<"$entry"
+  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+  if alive "$pid"; then
+    cp_say "$name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  alive "$pid" && left+=("$name/$pid")
+done
+if [ "${#left[@]}" -gt 0 ]; then
+  cp_die "still running after SIGKILL: ${left[*]}"
+fi
+rm -f "$CP_PIDS"
+if [ "$keep" = 0 ]; then
+  rm -rf "$CP_STATE"
+  cp_say "stopped ${#entries[@]} process(es); removed $CP_STATE"
+else
+  cp_say "stopped ${#entries[@]} process(es); kept $CP_STATE (logs in $CP_STATE/logs)"
+fi
