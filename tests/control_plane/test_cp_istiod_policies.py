@@ -1,0 +1,269 @@
+"""Every policy the conformance suites apply, through the real admission chain and istiod's ambient index.
+
+What this proves about Istio 1.27: the documents meshproof renders pass the Istio 1.27.9 CRD schemas and
+their CEL rules (the CRDs are the released 1.27.9 files). What it proves only about istiod's mechanics:
+istiod's validating webhook admits them and denies the broken ones with its own message, istiod writes the
+ZtunnelAccepted conditions meshproof's evidence code reads, and istiod's ambient index (/debug/ambientz)
+holds the translation ztunnel would receive. The istiod here is a 1.30-development build (no 1.27 istiod
+is served by the Go module proxy); where 1.27 differs, the difference would show here as a failure to
+investigate, not be hidden. No data plane: no ztunnel or Envoy enforces anything in this tier.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from fixtures_data.control_plane import ControlPlane
+
+from meshproof.checks.policy import policy_condition_true, ztunnel_rejected_action
+from meshproof.evidence import collect
+from meshproof.evidence.policy_status import ZTUNNEL_ACCEPTED
+from meshproof.kube import Cluster
+from meshproof.policies import AuthzPath, EnforcementPoint, Rule, authorization_policy, peer_authentication
+from meshproof.traffic import ECHO_PATH
+from meshproof.wait import eventually
+from meshproof.workloads import WorkloadClass, WorkloadSet, namespace_labels
+from suites.conformance import test_authz as authz
+from suites.conformance import test_mtls as mtls
+
+pytestmark = pytest.mark.control_plane
+
+MESH = SimpleNamespace(trust_domain="cluster.local")
+WEBHOOK_DENIAL = 'admission webhook "validation.istio.io" denied the request'
+
+
+def suite_policies(workloads: WorkloadSet) -> dict[str, dict[str, Any]]:
+    """Each AuthorizationPolicy and PeerAuthentication the authz and mTLS suites apply, by a readable id,
+    rendered through the suites' own vocabulary (test_authz.allow/deny/source_rule/foreign_rule)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in authz.L4_PATHS:
+        server, client = workloads.server(path.workload_class), workloads.client(path.workload_class)
+        for attribute in ("principal", "namespace"):
+            for rule_name, rule in (("source", authz.source_rule), ("foreign", authz.foreign_rule)):
+                found[f"{path.id}/allow-{rule_name}-{attribute}"] = authz.allow(
+                    server, rule(attribute, client, MESH)
+                )
+                found[f"{path.id}/deny-{rule_name}-{attribute}"] = authz.deny(
+                    server, rule(attribute, client, MESH)
+                )
+    for path in authz.L7_PATHS:
+        server = workloads.server(path.workload_class)
+        found[f"{path.id}/l7-path-method"] = authz.allow(server, Rule(paths=(ECHO_PATH,), methods=("GET",)))
+    ambient_server, ambient_client = (
+        workloads.server(WorkloadClass.AMBIENT),
+        workloads.client(WorkloadClass.AMBIENT),
+    )
+    principal_rule = authz.source_rule("principal", ambient_client, MESH)
+    found["ambient/l7-on-ztunnel"] = authz.allow(
+        ambient_server, Rule(principals=principal_rule.principals, methods=("GET",))
+    )
+    for action in ("CUSTOM", "AUDIT"):
+        found[f"ambient/{action}"] = authorization_policy(
+            f"meshproof-{action.lower()}",
+            ambient_server,
+            action,
+            [principal_rule],
+            provider="meshproof-unconfigured" if action == "CUSTOM" else None,
+        )
+    for workload_class in (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT):
+        namespace = workloads.namespace(workload_class)
+        for mode in sorted({*mtls.OPPOSITE, *mtls.OPPOSITE.values()}):
+            found[f"{workload_class.value}/peer-{mode}"] = peer_authentication(
+                mtls.PEER_AUTHENTICATION, namespace, mode
+            )
+    return found
+
+
+@pytest.fixture
+def workloads(cluster: Cluster) -> WorkloadSet:
+    """The run's class namespaces, labelled as the workloads fixture labels them (no pods)."""
+    ws = WorkloadSet(cluster.run_id, (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT, WorkloadClass.WAYPOINT))
+    cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ws.namespace(c), "labels": namespace_labels(c, None)},
+            }
+            for c in ws.classes
+        ]
+    )
+    return ws
+
+
+def dry_run(control_plane: ControlPlane, doc: dict[str, Any]) -> tuple[bool, str]:
+    """Server-side dry-run apply: schema, CEL rules and admission webhooks run, nothing is stored."""
+    done = control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=meshproof",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(doc),
+        check=False,
+    )
+    return done.returncode == 0, (done.stderr or done.stdout).strip()
+
+
+def test_every_suite_policy_is_admitted(control_plane: ControlPlane, workloads: WorkloadSet) -> None:
+    policies = suite_policies(workloads)
+    assert len(policies) >= 40, f"the suites' policy vocabulary shrank to {len(policies)}: {sorted(policies)}"
+    refused = {
+        name: why
+        for name, doc in policies.items()
+        if not (result := dry_run(control_plane, doc))[0]
+        for why in [result[1]]
+    }
+    assert refused == {}, "\n".join(f"{name}: {why}" for name, why in refused.items())
+
+
+def broken(doc: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(doc))
+    for key, value in spec.items():
+        if value is None:
+            out["spec"].pop(key, None)
+        else:
+            out["spec"][key] = value
+    return out
+
+
+def test_istiods_webhook_denies_what_meshproof_refuses_to_render(
+    control_plane: ControlPlane, workloads: WorkloadSet
+) -> None:
+    """Each invalid form policies.py refuses locally is denied by istiod's own validation too (so the
+    local refusal matches a real one); the message is istiod's, returned through the apiserver."""
+    server = workloads.server(WorkloadClass.SIDECAR)
+    custom = authorization_policy("meshproof-custom", server, "CUSTOM", [Rule()], provider="ext")
+    allow = authorization_policy("meshproof-allow", server, "ALLOW", [Rule(principals=("a/ns/b/sa/c",))])
+    with pytest.raises(ValueError):
+        authorization_policy("x", server, "CUSTOM", [Rule()])  # meshproof: CUSTOM needs a provider
+    with pytest.raises(ValueError):
+        authorization_policy("x", server, "ALLOW", [Rule()], provider="ext")  # and only CUSTOM takes one
+    cases = {
+        "CUSTOM without provider": broken(custom, provider=None),
+        "ALLOW with a provider": broken(allow, provider={"name": "ext"}),
+        "source with no field set": broken(allow, rules=[{"from": [{"source": {}}]}]),
+    }
+    denials = {name: dry_run(control_plane, doc) for name, doc in cases.items()}
+    for name, (admitted, message) in denials.items():
+        assert not admitted, f"{name}: admitted, istiod should deny it"
+        assert WEBHOOK_DENIAL in message, f"{name}: denied, but not by istiod's webhook: {message}"
+    # control: the same documents before breaking them are admitted
+    assert dry_run(control_plane, custom)[0] and dry_run(control_plane, allow)[0]
+
+
+# --- status istiod writes, read by the suite's evidence code ---------------------------------------------
+
+
+def test_istiod_status_read_by_the_evidence_code(cluster: Cluster, workloads: WorkloadSet) -> None:
+    """For ambient (ztunnel) policies istiod writes ZtunnelAccepted; the suite's evidence + checks read it:
+    AUDIT is rejected for ztunnel (the combination the suite reports as unsupported), an L7 ALLOW is
+    accepted with a warning, a plain L4 ALLOW is accepted. Mechanics of istiod's status writer (1.30-dev)."""
+    policies = suite_policies(workloads)
+    audit, l7, l4 = (
+        policies["ambient/AUDIT"],
+        policies["ambient/l7-on-ztunnel"],
+        policies["ambient/http/allow-source-principal"],
+    )
+    l7["metadata"]["name"] = "meshproof-l7"
+    cluster.apply([audit, l7, l4])
+    namespace = workloads.namespace(WorkloadClass.AMBIENT)
+
+    def read(name: str, check: Any) -> Any:
+        return eventually(
+            lambda: _require(check(collect.authorization_policy(cluster, name, namespace))),
+            timeout=60,
+            interval=0.5,
+            description=f"istiod status on {name}",
+        )
+
+    rejected = read("meshproof-audit", lambda p: ztunnel_rejected_action(p, "AUDIT"))
+    assert "ztunnel does not support the AUDIT action" in rejected.reason
+    warned = read("meshproof-l7", lambda p: policy_condition_true(p, ZTUNNEL_ACCEPTED))
+    assert "with warning" in warned.reason
+    accepted = read("meshproof-allow", lambda p: policy_condition_true(p, ZTUNNEL_ACCEPTED))
+    assert "with warning" not in accepted.reason
+    # negative controls: the checks refuse the wrong reading of the same real objects
+    assert not ztunnel_rejected_action(
+        collect.authorization_policy(cluster, "meshproof-allow", namespace), "AUDIT"
+    )
+    assert not policy_condition_true(
+        collect.authorization_policy(cluster, "meshproof-audit", namespace), ZTUNNEL_ACCEPTED
+    )
+
+
+def _require(verdict: Any) -> Any:
+    assert verdict, verdict.reason
+    return verdict
+
+
+# --- istiod's derived config for ztunnel -----------------------------------------------------------------
+
+
+def ambientz(control_plane: ControlPlane) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{control_plane.port('ISTIOD_HTTP')}/debug/ambientz"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ambient_index_translates_each_policy_for_ztunnel(
+    cluster: Cluster, workloads: WorkloadSet, control_plane: ControlPlane
+) -> None:
+    """istiod's ambient index (what it would send ztunnel over WDS/RBAC xDS): a STRICT PeerAuthentication
+    becomes the `istio_converted_static_strict` DENY, an L7 rule is dropped from the ztunnel policy (its
+    ALLOW keeps no match: fails closed), an L4 ALLOW keeps its principal. Mechanics of istiod's translation
+    (1.30-dev); 1.27's translation of these cases is what istio-facts §4 describes."""
+    policies = suite_policies(workloads)
+    namespace = workloads.namespace(WorkloadClass.AMBIENT)
+    l7 = policies["ambient/l7-on-ztunnel"]
+    l7["metadata"]["name"] = "meshproof-l7"
+    cluster.apply([policies["ambient/peer-STRICT"], policies["ambient/http/allow-source-principal"], l7])
+
+    def translated() -> dict[str, Any]:
+        by_name = {
+            (p.get("namespace"), p.get("name")): p for p in ambientz(control_plane).get("policies") or []
+        }
+        wanted = [
+            (namespace, "istio_converted_static_strict"),
+            (namespace, "meshproof-allow"),
+            (namespace, "meshproof-l7"),
+        ]
+        missing = [w for w in wanted if w not in by_name]
+        assert not missing, f"not in /debug/ambientz yet: {missing}"
+        return by_name
+
+    policies_seen = eventually(translated, timeout=60, interval=0.5, description="istiod ambient index")
+    strict = policies_seen[(namespace, "istio_converted_static_strict")]
+    assert strict["action"] == "DENY"
+    allow = policies_seen[(namespace, "meshproof-allow")]
+    assert allow["action"] == "ALLOW"
+    assert ambient_principal(workloads) in json.dumps(allow)
+    l7_seen = policies_seen[(namespace, "meshproof-l7")]
+    assert "GET" not in json.dumps(l7_seen), f"ztunnel policy kept an HTTP method: {l7_seen}"
+    # negative control: PERMISSIVE leaves no static-strict DENY behind
+    cluster.apply([policies["ambient/peer-PERMISSIVE"]])
+
+    def strict_gone() -> None:
+        names = {(p.get("namespace"), p.get("name")) for p in ambientz(control_plane).get("policies") or []}
+        assert (namespace, "istio_converted_static_strict") not in names
+
+    eventually(strict_gone, timeout=60, interval=0.5, description="static strict policy removed")
+
+
+def ambient_principal(workloads: WorkloadSet) -> str:
+    client = workloads.client(WorkloadClass.AMBIENT)
+    return f"{client.namespace}/sa/{client.service_account}"
+
+
+def test_the_enforcement_points_cover_the_suites_paths() -> None:
+    """Guard against a vacuous vocabulary: the policies above include every enforcement point."""
+    assert {
+        AuthzPath(c, "http").enforced_by
+        for c in (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT, WorkloadClass.WAYPOINT)
+    } == set(EnforcementPoint)

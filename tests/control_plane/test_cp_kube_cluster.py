@@ -1,0 +1,379 @@
+"""meshproof.kube.Cluster against a real kube-apiserver v1.34.4, controller-manager, scheduler and KWOK.
+
+These prove the cluster mechanics the fake apiserver (tests/fixtures_data/kube_apiserver.py) cannot:
+server-side apply field ownership and conflicts, defaulting and validation, status written by real
+controllers, the scheduler's events, exec / logs / port-forward streams through the apiserver to a kubelet
+endpoint (KWOK's), RBAC, finalizers and a stalled apiserver. None of it is Istio-specific; nothing here says
+anything about a data plane (KWOK pods run no containers: exec runs on this machine, logs come from a file
+the tier wrote, port-forward reaches a local listener).
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fixtures_data.control_plane import ControlPlane
+from kubernetes import client as k8s
+
+from meshproof.kube import Cluster, KubeApiError
+from meshproof.kube_objects import FIELD_MANAGER, RUN_ID_LABEL, TEST_ID_LABEL, selector_for_run
+from meshproof.kube_wait import ResourceWaitTimeout
+
+pytestmark = pytest.mark.control_plane
+
+
+def configmap(name: str, namespace: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
+
+
+def deployment(
+    name: str, namespace: str, replicas: int = 1, node_selector: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "nodeSelector": node_selector or {"type": "kwok"},
+                    "containers": [{"name": "app", "image": "registry.invalid/never-pulled:1"}],
+                },
+            },
+        },
+    }
+
+
+def managers(obj: dict[str, Any]) -> dict[str, str]:
+    return {m["manager"]: m["operation"] for m in obj["metadata"].get("managedFields") or []}
+
+
+# --- server-side apply -------------------------------------------------------------------------------------
+
+
+def test_apply_is_server_side_with_one_field_manager(cluster: Cluster, namespace: str) -> None:
+    """Every apply is a server-side apply by the manager "meshproof"; re-applying changes, not duplicates."""
+    first = cluster.apply([configmap("owned", namespace, a="1")], test_id="t-owned")[0]
+    second = cluster.apply([configmap("owned", namespace, a="2")], test_id="t-owned")[0]
+
+    assert managers(first) == {FIELD_MANAGER: "Apply"}
+    assert managers(second) == {FIELD_MANAGER: "Apply"}
+    assert second["data"] == {"a": "2"}
+    assert second["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+    assert second["metadata"]["labels"][RUN_ID_LABEL] == cluster.run_id
+    assert second["metadata"]["labels"][TEST_ID_LABEL] == "t-owned"
+
+
+def test_apply_takes_over_fields_another_manager_owns(
+    cluster: Cluster, namespace: str, control_plane: ControlPlane
+) -> None:
+    """meshproof forces conflicts: a field another manager set becomes meshproof's, and that manager's next
+    unforced apply now conflicts (the apiserver's own ownership bookkeeping, not ours)."""
+    other = "kubectl-other"
+    doc = (
+        "apiVersion: v1\nkind: ConfigMap\n"
+        f"metadata: {{name: shared, namespace: {namespace}}}\ndata: {{key: theirs}}\n"
+    )
+    control_plane.kubectl("apply", "--server-side", f"--field-manager={other}", "-f", "-", stdin=doc)
+
+    taken = cluster.apply([configmap("shared", namespace, key="ours")])[0]
+
+    assert taken["data"] == {"key": "ours"}
+    owners = {m["manager"]: m for m in taken["metadata"]["managedFields"]}
+    assert "f:key" in str(owners[FIELD_MANAGER]["fieldsV1"])
+    assert "f:key" not in str(owners.get(other, {}).get("fieldsV1", ""))
+    # negative control: the other manager, unforced, is now refused with the apiserver's conflict
+    again = control_plane.kubectl(
+        "apply", "--server-side", f"--field-manager={other}", "-f", "-", stdin=doc, check=False
+    )
+    assert again.returncode != 0
+    assert "conflict" in again.stderr.lower() and FIELD_MANAGER in again.stderr
+
+
+def test_apiserver_defaults_and_validates_what_is_applied(cluster: Cluster, namespace: str) -> None:
+    """The object read back carries the apiserver's defaults; an invalid one fails as one line naming it."""
+    applied = cluster.apply([deployment("defaults", namespace, replicas=0)])[0]
+    spec = applied["spec"]
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["revisionHistoryLimit"] == 10
+    assert spec["progressDeadlineSeconds"] == 600
+    assert spec["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "bad-port", "namespace": namespace},
+        "spec": {"ports": [{"port": 70000}]},
+    }
+    with pytest.raises(KubeApiError) as caught:
+        cluster.apply([bad])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "Service" in message and "bad-port" in message and "70000" in message
+    assert caught.value.status == 422
+
+
+# --- waits on real status ----------------------------------------------------------------------------------
+
+
+def test_wait_rollout_completes_on_status_the_controllers_write(cluster: Cluster, namespace: str) -> None:
+    """The Deployment controller, the scheduler and KWOK (as kubelet) move two pods to Ready; wait_rollout
+    returns the status they wrote. Negative control: a Deployment no node can take times out naming its
+    pods' state."""
+    cluster.apply([deployment("rolls", namespace, replicas=2)])
+    done = cluster.wait_rollout("Deployment", "rolls", namespace, timeout=90)
+    assert done["status"]["readyReplicas"] == 2
+    assert done["status"]["observedGeneration"] == done["metadata"]["generation"]
+    pods = cluster.pods(namespace, "app=rolls")
+    assert len(pods) == 2
+    assert {p["spec"]["nodeName"] for p in pods} == {"kwok-node-0"}
+    assert all(p["status"]["podIP"] for p in pods)
+
+    cluster.apply([deployment("stuck", namespace, node_selector={"type": "no-such-node"})])
+    with pytest.raises(ResourceWaitTimeout) as caught:
+        cluster.wait_rollout("Deployment", "stuck", namespace, timeout=6)
+    message = str(caught.value)
+    assert "Deployment" in message and "stuck" in message and "Pending" in message
+
+
+def test_wait_for_condition_reads_real_pod_conditions(cluster: Cluster, namespace: str) -> None:
+    cluster.apply([deployment("cond", namespace)])
+    cluster.wait_rollout("Deployment", "cond", namespace, timeout=90)
+    pod = cluster.pods(namespace, "app=cond")[0]["metadata"]["name"]
+    ready = cluster.wait_for_condition("v1", "Pod", pod, namespace, "Ready", timeout=30)
+    assert ready["status"]["phase"] == "Running"
+
+    # negative control: a pod the scheduler cannot place has PodScheduled=False, never Ready
+    cluster.apply([deployment("unplaced", namespace, node_selector={"type": "no-such-node"})])
+    stuck = cluster.wait_for(
+        "apps/v1",
+        "Deployment",
+        "unplaced",
+        namespace,
+        lambda d: d.get("status", {}).get("replicas"),
+        "replicas created",
+        timeout=30,
+    )
+    assert stuck
+    unplaced = cluster.pods(namespace, "app=unplaced")[0]["metadata"]["name"]
+    with pytest.raises(ResourceWaitTimeout) as caught:
+        cluster.wait_for_condition("v1", "Pod", unplaced, namespace, "Ready", timeout=4)
+    assert "Ready" in str(caught.value) and unplaced in str(caught.value)
+    scheduled = cluster.wait_for_condition(
+        "v1", "Pod", unplaced, namespace, "PodScheduled", status="False", timeout=30
+    )
+    assert scheduled["status"]["phase"] == "Pending"
+
+
+# --- pods: events, logs, exec, port-forward (KWOK is the kubelet) ----------------------------------------
+
+
+@pytest.fixture
+def running_pod(cluster: Cluster, namespace: str) -> str:
+    cluster.apply([deployment("streams", namespace)])
+    cluster.wait_rollout("Deployment", "streams", namespace, timeout=90)
+    return str(cluster.pods(namespace, "app=streams")[0]["metadata"]["name"])
+
+
+def test_events_come_from_the_real_scheduler(cluster: Cluster, namespace: str, running_pod: str) -> None:
+    events = cluster.events(namespace, field_selector=f"involvedObject.name={running_pod}")
+    scheduled = [e for e in events if e.get("reason") == "Scheduled"]
+    assert scheduled, f"no Scheduled event for {running_pod}: {[e.get('reason') for e in events]}"
+    assert "kwok-node-0" in scheduled[0]["message"]
+    # negative control: events are per object; another name has none of them
+    assert cluster.events(namespace, field_selector="involvedObject.name=no-such-pod") == []
+
+
+def test_logs_stream_through_the_apiserver_from_the_kubelet(
+    cluster: Cluster, namespace: str, running_pod: str, control_plane: ControlPlane
+) -> None:
+    served = (control_plane.state / "kwok" / "pod.log").read_text()
+    assert cluster.logs(running_pod, namespace) == served
+    assert cluster.logs(running_pod, namespace, container="app", tail_lines=1) == served.splitlines(True)[-1]
+    with pytest.raises(KubeApiError) as caught:
+        cluster.logs(running_pod, namespace, container="no-such-container")
+    assert "no-such-container" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_exec_returns_stdout_stderr_and_exit_code(cluster: Cluster, namespace: str, running_pod: str) -> None:
+    """The exec websocket (v5 channel protocol) through the apiserver to KWOK, which runs the command here."""
+    result = cluster.exec(running_pod, namespace, ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30)
+    assert (result.stdout, result.stderr, result.exit_code) == ("out\n", "err\n", 3)
+    piped = cluster.exec(running_pod, namespace, ["cat"], stdin="through stdin", timeout=30)
+    assert piped.ok and piped.stdout == "through stdin"
+
+
+def test_port_forward_reaches_the_pod_port(
+    cluster: Cluster, namespace: str, running_pod: str, control_plane: ControlPlane
+) -> None:
+    """cluster.port_forward opens the SPDY/websocket stream through the apiserver; KWOK connects it to the
+    tier's forward port, where this test listens and answers with a token only it knows."""
+    token = uuid.uuid4().hex
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = token.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", control_plane.port("KWOK_FORWARD")), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with cluster.port_forward(running_pod, namespace, 8080) as local_port:
+            url = f"http://127.0.0.1:{local_port}/"
+            with urllib.request.urlopen(url, timeout=15) as response:
+                assert response.read().decode() == token
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- labels, cleanup, finalizers ---------------------------------------------------------------------------
+
+
+def test_cleanup_by_run_id_removes_what_the_run_labelled_and_waits_out_finalizers(
+    control_plane: ControlPlane,
+) -> None:
+    run_id = f"cp-clean-{uuid.uuid4().hex[:6]}"
+    other_run = f"cp-keep-{uuid.uuid4().hex[:6]}"
+    ns = f"{run_id}-ns"
+    with control_plane.cluster(run_id, poll_interval=0.3) as c, control_plane.cluster(other_run) as keep:
+        c.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}])
+        held = configmap("held", ns, a="1")
+        held["metadata"]["finalizers"] = ["meshproof.io/test-hold"]
+        c.apply([held, deployment("owned-pods", ns)])
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": f"{run_id}-role"},
+            "rules": [],
+        }
+        c.apply([role])
+        kept = keep.apply(
+            [
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRole",
+                    "metadata": {"name": f"{other_run}-role"},
+                    "rules": [],
+                }
+            ]
+        )
+        c.wait_rollout("Deployment", "owned-pods", ns, timeout=90)
+
+        # everything the run created, and only that, carries the run label; pods are the controller's
+        labelled = {(o["kind"], o["metadata"]["name"]) for o in c.find_labelled(selector_for_run(run_id))}
+        assert labelled == {
+            ("Namespace", ns),
+            ("ConfigMap", "held"),
+            ("Deployment", "owned-pods"),
+            ("ClusterRole", f"{run_id}-role"),
+        }
+
+        deleted = {str(r) for r in c.delete_labelled(selector_for_run(run_id))}
+        assert deleted == {f"Namespace {ns}", f"ClusterRole {run_id}-role"}  # contents go with the namespace
+        # the finalizer holds the ConfigMap and so the namespace; the wait says which finalizer
+        with pytest.raises(ResourceWaitTimeout) as caught:
+            c.delete("v1", "ConfigMap", "held", ns, wait=True, timeout=3)
+        assert "meshproof.io/test-hold" in str(caught.value)
+        c.core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
+        c.delete("v1", "Namespace", ns, wait=True, timeout=120)
+
+        assert c.find_labelled(selector_for_run(run_id)) == []
+        assert keep.get("rbac.authorization.k8s.io/v1", "ClusterRole", kept[0]["metadata"]["name"])
+        keep.delete_labelled(selector_for_run(other_run))
+
+
+# --- RBAC and a stalled apiserver --------------------------------------------------------------------------
+
+
+def test_rbac_denial_is_one_clear_line_without_the_token(
+    cluster: Cluster, namespace: str, control_plane: ControlPlane
+) -> None:
+    """A ServiceAccount with no RoleBinding is denied by the real RBAC authorizer; the error names the
+    verb, kind and identity in one line and never carries the bearer token."""
+    cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "nobody", "namespace": namespace},
+            }
+        ]
+    )
+    token = control_plane.kubectl(
+        "create", "token", "nobody", "-n", namespace, "--duration=10m"
+    ).stdout.strip()
+    config = k8s.Configuration()
+    config.host = control_plane.env["MESHPROOF_CP_APISERVER"]
+    config.ssl_ca_cert = str(control_plane.state / "pki" / "ca.crt")
+    config.api_key = {"authorization": f"Bearer {token}"}
+    limited = Cluster.from_api_client(k8s.ApiClient(config), run_id=cluster.run_id, name="as-nobody")
+    with limited, pytest.raises(KubeApiError) as caught:
+        limited.apply([configmap("denied", namespace, a="1")])
+    message = str(caught.value)
+    assert caught.value.status == 403
+    assert "\n" not in message
+    assert "forbidden" in message.lower() and f"system:serviceaccount:{namespace}:nobody" in message
+    assert token not in message and token[:20] not in message
+    # positive control: the same request as the admin is allowed
+    assert cluster.apply([configmap("denied", namespace, a="1")])
+
+
+@pytest.fixture
+def frozen_apiserver(control_plane: ControlPlane) -> Iterator[int]:
+    pid = control_plane.pid("kube-apiserver")
+    yield pid
+    os.kill(pid, signal.SIGCONT)  # whatever happened, the tier runs on
+
+
+def test_a_wait_survives_an_apiserver_that_stops_answering(
+    cluster: Cluster, namespace: str, frozen_apiserver: int, control_plane: ControlPlane
+) -> None:
+    """SIGSTOP freezes the real apiserver mid-wait: the wait ends at its own deadline with one line naming
+    the API failure (no hang), and a wait after SIGCONT succeeds on the same client."""
+    cluster.apply([configmap("watched", namespace, a="1")])
+    with control_plane.cluster(cluster.run_id, request_timeout=1.5, poll_interval=0.3) as short:
+        short.get("v1", "ConfigMap", "watched", namespace)  # discovery done while it answers
+        os.kill(frozen_apiserver, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(ResourceWaitTimeout) as caught:
+            short.wait_for_condition("v1", "ConfigMap", "watched", namespace, "Never", timeout=5)
+        elapsed = time.monotonic() - started
+        os.kill(frozen_apiserver, signal.SIGCONT)
+        message = str(caught.value)
+        assert elapsed < 15, f"the wait overran its 5 s deadline by {elapsed - 5:.1f} s"
+        assert "\n" not in message and "API error" in message and "watched" in message
+        got = short.wait_for(
+            "v1",
+            "ConfigMap",
+            "watched",
+            namespace,
+            lambda o: o["data"] == {"a": "1"},
+            "data visible again",
+            timeout=30,
+        )
+        assert got["metadata"]["name"] == "watched"
