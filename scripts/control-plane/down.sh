@@ -29,6 +29,14 @@ done
 if [ "${#left[@]}" -gt 0 ]; then
   cp_die "still running after SIGKILL: ${left[*]}"
 fi
+# Nothing of the tier may still listen on its ports (a child that outlived its parent would).
+if [ -f "$CP_STATE/env" ]; then
+  listening=()
+  for p in $(sed -n 's/^export MESHPROOF_CP_[A-Z_]*_PORT=\([0-9]*\)$/\1/p' "$CP_STATE/env"); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then listening+=("$p"); fi
+  done
+  [ "${#listening[@]}" -eq 0 ] || cp_die "processes stopped, but 127.0.0.1 ports still listen: ${listening[*]}"
+fi
 rm -f "$CP_PIDS"
 if [ "$keep" = 0 ]; then
   rm -rf "$CP_STATE"
