@@ -173,7 +173,9 @@ wait_until 60 "kube-scheduler /healthz" healthz "$SCHED_PORT"
 # --- KWOK and its node ---------------------------------------------------------------------------------
 KWOK_STAGES="$(dirname "$BIN")/kwok-stages"
 mkdir -p "$S/kwok/exec"
-echo "meshproof control-plane tier: logs of a KWOK fake pod (served by kwok from $S/kwok/pod.log)" >"$S/kwok/pod.log"
+# What kwok serves as every fake pod's logs: not output of any tool, a marker the tests compare byte for byte.
+printf 'control-plane tier: current log of a KWOK pod\nsecond line\n' >"$S/kwok/pod.log"
+printf 'control-plane tier: previous log of a KWOK pod\n' >"$S/kwok/previous.log"
 {
   cat <<KWOK
 # KWOK v0.8.0 exits on a KwokConfiguration that leaves options out, so every option is spelled out.
@@ -210,7 +212,7 @@ tracing:
   endpoint: ""
   samplingRatePerMillion: 0
 ---
-# Every fake pod: exec runs the command on this machine (in $S/kwok/exec), logs are served from
+# Every fake pod: exec runs the command on this machine (in $S/kwok/exec), logs (and previous logs) from
 # $S/kwok/pod.log, a port-forward to any pod port reaches 127.0.0.1:$KWOK_FORWARD_PORT.
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterExec
@@ -228,6 +230,7 @@ metadata:
 spec:
   logs:
   - logsFile: $S/kwok/pod.log
+    previousLogsFile: $S/kwok/previous.log
     follow: false
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1

@@ -24,9 +24,10 @@ import pytest
 from fixtures_data.control_plane import ControlPlane
 from kubernetes import client as k8s
 
-from meshproof.kube import Cluster, KubeApiError
+from meshproof.kube import Cluster, ClusterError, ClusterUnreachable, KubeApiError
 from meshproof.kube_objects import FIELD_MANAGER, RUN_ID_LABEL, TEST_ID_LABEL, selector_for_run
 from meshproof.kube_wait import ResourceWaitTimeout
+from meshproof.wait import eventually
 
 pytestmark = pytest.mark.control_plane
 
@@ -125,9 +126,53 @@ def test_apiserver_defaults_and_validates_what_is_applied(cluster: Cluster, name
     with pytest.raises(KubeApiError) as caught:
         cluster.apply([bad])
     message = str(caught.value)
-    assert "\n" not in message
-    assert "Service" in message and "bad-port" in message and "70000" in message
+    assert message.startswith(
+        f"apply Service {namespace}/bad-port on cluster control-plane failed: 422 Unprocessable Entity: "
+        'Service "bad-port" is invalid: '
+    )
+    assert "70000" in message and "\n" not in message
     assert caught.value.status == 422
+
+
+def test_a_kind_the_apiserver_does_not_serve_says_so(cluster: Cluster) -> None:
+    widget = {
+        "apiVersion": "example.invalid/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "x"},
+    }
+    with pytest.raises(ClusterError, match=r"does not serve Widget \(example.invalid/v1\); is its CRD"):
+        cluster.apply([widget])
+
+
+def test_delete_reports_whether_it_deleted_and_waits_for_garbage_collection(
+    cluster: Cluster, namespace: str
+) -> None:
+    """Background propagation: the Deployment goes at once, the garbage collector removes its ReplicaSet."""
+    cluster.apply([deployment("short-lived", namespace, replicas=0)])
+    observed = cluster.wait_for(
+        "apps/v1",
+        "Deployment",
+        "short-lived",
+        namespace,
+        lambda d: d.get("status", {}).get("observedGeneration"),
+        "observed",
+        timeout=30,
+    )
+    assert observed
+    assert cluster.delete("apps/v1", "Deployment", "short-lived", namespace, wait=True, timeout=30) is True
+    assert cluster.delete("apps/v1", "Deployment", "short-lived", namespace) is False
+    eventually(
+        lambda: _assert_empty(
+            cluster.list("apps/v1", "ReplicaSet", namespace, label_selector="app=short-lived")
+        ),
+        timeout=60,
+        interval=0.5,
+        description="ReplicaSet garbage-collected",
+    )
+
+
+def _assert_empty(items: list[Any]) -> None:
+    assert items == [], [i["metadata"]["name"] for i in items]
 
 
 # --- waits on real status ----------------------------------------------------------------------------------
@@ -150,7 +195,10 @@ def test_wait_rollout_completes_on_status_the_controllers_write(cluster: Cluster
     with pytest.raises(ResourceWaitTimeout) as caught:
         cluster.wait_rollout("Deployment", "stuck", namespace, timeout=6)
     message = str(caught.value)
-    assert "Deployment" in message and "stuck" in message and "Pending" in message
+    assert message.startswith(
+        f"Deployment {namespace}/stuck on cluster control-plane: rollout not complete after 6"
+    )
+    assert "; pods: stuck-" in message and "Pending" in message and "\n" not in message
 
 
 def test_wait_for_condition_reads_real_pod_conditions(cluster: Cluster, namespace: str) -> None:
@@ -204,12 +252,21 @@ def test_events_come_from_the_real_scheduler(cluster: Cluster, namespace: str, r
 def test_logs_stream_through_the_apiserver_from_the_kubelet(
     cluster: Cluster, namespace: str, running_pod: str, control_plane: ControlPlane
 ) -> None:
-    served = (control_plane.state / "kwok" / "pod.log").read_text()
-    assert cluster.logs(running_pod, namespace) == served
-    assert cluster.logs(running_pod, namespace, container="app", tail_lines=1) == served.splitlines(True)[-1]
+    """Current, tail and previous logs through the apiserver's kubelet proxy (KWOK serves the files up.sh
+    wrote); a container the pod lacks fails as one line naming the pod, container and cluster."""
+    kwok = control_plane.state / "kwok"
+    current, previous = (kwok / "pod.log").read_text(), (kwok / "previous.log").read_text()
+    assert cluster.logs(running_pod, namespace) == current
+    assert cluster.logs(running_pod, namespace, container="app", tail_lines=1) == current.splitlines(True)[-1]
+    assert cluster.logs(running_pod, namespace, container="app", previous=True) == previous
     with pytest.raises(KubeApiError) as caught:
         cluster.logs(running_pod, namespace, container="no-such-container")
-    assert "no-such-container" in str(caught.value) and "\n" not in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith(
+        f"logs of pod {namespace}/{running_pod} container no-such-container on cluster control-plane failed: "
+        "400 Bad Request: "
+    )
+    assert "no-such-container" in message.split("400 Bad Request: ", 1)[1] and "\n" not in message
 
 
 def test_exec_returns_stdout_stderr_and_exit_code(cluster: Cluster, namespace: str, running_pod: str) -> None:
@@ -341,6 +398,16 @@ def test_rbac_denial_is_one_clear_line_without_the_token(
     assert token not in message and token[:20] not in message
     # positive control: the same request as the admin is allowed
     assert cluster.apply([configmap("denied", namespace, a="1")])
+
+
+def test_rejected_credentials_are_named_by_status_not_by_value(control_plane: ControlPlane) -> None:
+    config = k8s.Configuration()
+    config.host = control_plane.env["MESHPROOF_CP_APISERVER"]
+    config.ssl_ca_cert = str(control_plane.state / "pki" / "ca.crt")
+    config.api_key = {"authorization": "Bearer wrong-token-value"}
+    with pytest.raises(ClusterUnreachable) as caught:
+        Cluster.from_api_client(k8s.ApiClient(config), run_id="x", name="bad-token").server_version()
+    assert "401" in str(caught.value) and "wrong-token-value" not in str(caught.value)
 
 
 @pytest.fixture

@@ -5,15 +5,16 @@ application/apply-patch+yaml, fieldManager=meshproof and force=true on discovery
 vs cluster-scoped, CRD kinds); labels on every object; label-selector lists and sweeps; delete order;
 wait timeout messages; logs; kubeconfig/context errors as one line without credentials.
 
-What it cannot prove (fake API server, see tests/fixtures_data/kube_apiserver.py): real server-side
-apply merge and conflict semantics, defaulting, validation, admission webhooks, garbage collection,
-RBAC, and the exec/port-forward websockets (covered by test_kube_exec/test_kube_portforward with fakes).
+What it cannot prove (fake API server, see tests/fixtures_data/kube_apiserver.py) is proven on a real
+kube-apiserver in tests/control_plane/test_cp_kube_cluster.py: server-side apply ownership and conflicts,
+defaulting, validation errors, RBAC and rejected credentials, unserved kinds, waits on status real
+controllers write, rollout timeouts with their pods, logs, exec, port-forward and finalizers. Kept here:
+what a real apiserver does not show or cannot be made to do on cue: the exact requests sent, a kind that
+is forbidden mid-sweep, ordering over hand-made timestamps, and hand-made status for message formats.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import yaml
 from fixtures_data.kube_apiserver import FakeApiServer
 
 from meshproof.checks.verdict import Verdict
-from meshproof.kube import Cluster, ClusterError, ClusterUnreachable, ExecError, KubeApiError
+from meshproof.kube import Cluster, ClusterUnreachable, ExecError
 from meshproof.kube_objects import RUN_ID_LABEL, TEST_ID_LABEL, ManifestError
 from meshproof.kube_wait import ResourceWaitTimeout
 from meshproof.wait import WaitTimeout
@@ -129,30 +130,6 @@ def test_namespaced_objects_without_namespace_are_refused_before_sending(
     with pytest.raises(ManifestError, match=r"ConfigMap c: namespaced kind without metadata\.namespace"):
         cluster.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
     assert patches(api) == []
-
-
-def test_a_kind_the_cluster_does_not_serve_says_so(cluster: Cluster):
-    with pytest.raises(
-        ClusterError, match=r"does not serve Gateway \(gateway.networking.k8s.io/v1\); is its CRD"
-    ):
-        cluster.apply(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: x}\n"
-        )
-
-
-def test_api_errors_are_one_line_naming_the_object_and_cluster(cluster: Cluster, api: FakeApiServer):
-    api.state.failures["/apis/apps/v1/namespaces/mp-authz/deployments/httpbin"] = (
-        422,
-        "Invalid",
-        'Deployment.apps "httpbin" is invalid: spec.template.spec.containers[0].image: Required value',
-    )
-    with pytest.raises(KubeApiError) as err:
-        cluster.apply(MANIFESTS)
-    assert str(err.value) == (
-        "apply Deployment mp-authz/httpbin on cluster kind-fake failed: 422 Unprocessable Entity: "
-        'Deployment.apps "httpbin" is invalid: spec.template.spec.containers[0].image: Required value'
-    )
-    assert err.value.status == 422
 
 
 # --- get / list / delete ------------------------------------------------------------------------------
@@ -308,38 +285,6 @@ def test_condition_wait_on_a_missing_object_says_not_found(cluster: Cluster):
         )
 
 
-def test_condition_wait_returns_once_the_status_flips(cluster: Cluster, api: FakeApiServer):
-    api.put(ISTIOD)
-
-    def become_available() -> None:
-        time.sleep(0.2)
-        ready = yaml.safe_load(yaml.safe_dump(ISTIOD))
-        ready["status"]["conditions"][0].update(status="True", reason="MinimumReplicasAvailable")
-        api.put(ready)
-
-    threading.Thread(target=become_available).start()
-    obj = cluster.wait_for_condition(
-        "apps/v1", "Deployment", "istiod", "istio-system", "Available", timeout=5
-    )
-    assert obj["status"]["conditions"][0]["status"] == "True"
-
-
-def test_rollout_timeout_adds_the_pods_and_why_they_are_not_ready(cluster: Cluster, api: FakeApiServer):
-    api.put(ISTIOD)
-    api.put(ISTIOD_POD)
-    with pytest.raises(ResourceWaitTimeout) as err:
-        cluster.wait_rollout("Deployment", "istiod", "istio-system", timeout=0.2)
-    message = str(err.value)
-    assert message.startswith(
-        "Deployment istio-system/istiod on cluster kind-fake: rollout not complete after 0.2s;"
-    )
-    assert "1 updated, 0 available" in message
-    assert message.endswith(
-        "pods: istiod-7d4c9f8b6-x2kq9: Pending, 0/1 ready, discovery waiting (ImagePullBackOff: Back-off "
-        'pulling image "gcr.io/istio-release/pilot:1.27.9")'
-    )
-
-
 def test_predicate_wait_shows_the_verdict_reason_as_last_status(cluster: Cluster, api: FakeApiServer):
     api.put(
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gw", "namespace": "x"}, "status": {}}
@@ -358,23 +303,6 @@ def test_predicate_wait_shows_the_verdict_reason_as_last_status(cluster: Cluster
 
 
 # --- pods: logs, events, exec ---------------------------------------------------------------------------
-
-
-def test_logs_current_previous_and_tail(cluster: Cluster, api: FakeApiServer):
-    api.set_log("istio-system", "ztunnel-abc", "istio-proxy", "one\ntwo\nthree\n")
-    api.set_log("istio-system", "ztunnel-abc", "istio-proxy", "panic: boom\n", previous=True)
-    assert cluster.logs("ztunnel-abc", "istio-system", "istio-proxy") == "one\ntwo\nthree\n"
-    assert cluster.logs("ztunnel-abc", "istio-system", "istio-proxy", tail_lines=1) == "three\n"
-    assert cluster.logs("ztunnel-abc", "istio-system", "istio-proxy", previous=True) == "panic: boom\n"
-
-
-def test_logs_that_do_not_exist_fail_in_one_line(cluster: Cluster):
-    with pytest.raises(KubeApiError) as err:
-        cluster.logs("ztunnel-abc", "istio-system", "istio-proxy", previous=True)
-    assert str(err.value) == (
-        "previous logs of pod istio-system/ztunnel-abc container istio-proxy on cluster kind-fake failed: "
-        '400 Bad Request: previous terminated container "istio-proxy" in pod "ztunnel-abc" not found'
-    )
 
 
 def test_events_come_back_oldest_first(cluster: Cluster, api: FakeApiServer):
@@ -434,14 +362,6 @@ def test_unreachable_server_is_one_line_without_credentials(api: FakeApiServer, 
             message = str(err.value)
             assert "kind-fake" in message and "\n" not in message
             assert api.state.token not in message
-
-
-def test_a_rejected_token_is_named_by_status_not_by_value(api: FakeApiServer, tmp_path: Path):
-    kubeconfig = api.write_kubeconfig(tmp_path / "kc")
-    kubeconfig.write_text(kubeconfig.read_text().replace(api.state.token, "wrong-token-value"))
-    with pytest.raises(ClusterUnreachable) as err:
-        Cluster(None, kubeconfig, RUN_ID).server_version()
-    assert "401" in str(err.value) and "wrong-token-value" not in str(err.value)
 
 
 class socket_closed_port:
