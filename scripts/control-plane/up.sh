@@ -173,9 +173,12 @@ wait_until 60 "kube-scheduler /healthz" healthz "$SCHED_PORT"
 # --- KWOK and its node ---------------------------------------------------------------------------------
 KWOK_STAGES="$(dirname "$BIN")/kwok-stages"
 mkdir -p "$S/kwok/exec"
-# What kwok serves as every fake pod's logs: not output of any tool, a marker the tests compare byte for byte.
-printf 'control-plane tier: current log of a KWOK pod\nsecond line\n' >"$S/kwok/pod.log"
-printf 'control-plane tier: previous log of a KWOK pod\n' >"$S/kwok/previous.log"
+# What kwok serves as every fake pod's logs, in the CRI log-file format a kubelet reads (time stream tag
+# message): not output of any tool, markers the tests compare with what the logs API returns.
+printf '%s stdout F control-plane tier: current log of a KWOK pod\n%s stderr F second line\n' \
+  2026-01-01T00:00:00.000000001Z 2026-01-01T00:00:00.000000002Z >"$S/kwok/pod.log"
+printf '%s stdout F control-plane tier: previous log of a KWOK pod\n' 2026-01-01T00:00:00.000000000Z \
+  >"$S/kwok/previous.log"
 {
   cat <<KWOK
 # KWOK v0.8.0 exits on a KwokConfiguration that leaves options out, so every option is spelled out.
