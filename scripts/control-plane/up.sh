@@ -282,7 +282,10 @@ wait_until 60 "CRDs Established" kubectl wait --for condition=Established crd --
 
 # --- istiod --------------------------------------------------------------------------------------------
 cp_say "starting istiod (ambient) on 127.0.0.1: http $ISTIOD_HTTP_PORT, webhooks $ISTIOD_WEBHOOK_PORT"
-"$BIN/istioctl" manifest generate --set profile=ambient >"$S/istiod/manifest.yaml" 2>"$LOGS/istioctl-manifest.log"
+# defaultRevision=default adds istiod-default-validator (webhook validation.istio.io), which validates
+# objects without an istio.io/rev label, as `istioctl install` sets up for the default revision.
+"$BIN/istioctl" manifest generate --set profile=ambient --set values.defaultRevision=default \
+  >"$S/istiod/manifest.yaml" 2>"$LOGS/istioctl-manifest.log"
 "$PYTHON" "$CP_HERE/istiod_local.py" --manifest "$S/istiod/manifest.yaml" --out "$S/istiod" \
   --webhook-port "$ISTIOD_WEBHOOK_PORT"
 kubectl create namespace istio-system --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null

@@ -27,7 +27,7 @@ from meshproof.kube import Cluster
 from meshproof.policies import AuthzPath, EnforcementPoint, Rule, authorization_policy, peer_authentication
 from meshproof.traffic import ECHO_PATH
 from meshproof.wait import eventually
-from meshproof.workloads import WorkloadClass, WorkloadSet, namespace_labels
+from meshproof.workloads import RenderOptions, WorkloadClass, WorkloadSet, namespace_labels, render_class
 from suites.conformance import test_authz as authz
 from suites.conformance import test_mtls as mtls
 
@@ -63,12 +63,8 @@ def suite_policies(workloads: WorkloadSet) -> dict[str, dict[str, Any]]:
         ambient_server, Rule(principals=principal_rule.principals, methods=("GET",))
     )
     for action in ("CUSTOM", "AUDIT"):
-        found[f"ambient/{action}"] = authorization_policy(
-            f"meshproof-{action.lower()}",
-            ambient_server,
-            action,
-            [principal_rule],
-            provider="meshproof-unconfigured" if action == "CUSTOM" else None,
+        found[f"ambient/{action}"] = authz.unsupported_action_policy(
+            action, ambient_server, ambient_client, MESH
         )
     for workload_class in (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT):
         namespace = workloads.namespace(workload_class)
@@ -145,15 +141,22 @@ def test_istiods_webhook_denies_what_meshproof_refuses_to_render(
         authorization_policy("x", server, "CUSTOM", [Rule()])  # meshproof: CUSTOM needs a provider
     with pytest.raises(ValueError):
         authorization_policy("x", server, "ALLOW", [Rule()], provider="ext")  # and only CUSTOM takes one
-    cases = {
-        "CUSTOM without provider": broken(custom, provider=None),
-        "ALLOW with a provider": broken(allow, provider={"name": "ext"}),
-        "source with no field set": broken(allow, rules=[{"from": [{"source": {}}]}]),
+    cases = {  # name: (document, what istiod says about it)
+        "CUSTOM without provider": (broken(custom, provider=None), "`provider.name` must not be empty"),
+        "ALLOW with a provider": (
+            broken(allow, provider={"name": "ext"}),
+            "`provider` must not be with non CUSTOM action, found ALLOW",
+        ),
+        "source with no field set": (
+            broken(allow, rules=[{"from": [{"source": {}}]}]),
+            "`from.source` must not be empty, found at rule 0",
+        ),
     }
-    denials = {name: dry_run(control_plane, doc) for name, doc in cases.items()}
-    for name, (admitted, message) in denials.items():
+    for name, (doc, says) in cases.items():
+        admitted, message = dry_run(control_plane, doc)
         assert not admitted, f"{name}: admitted, istiod should deny it"
         assert WEBHOOK_DENIAL in message, f"{name}: denied, but not by istiod's webhook: {message}"
+        assert says in message, f"{name}: istiod's reason changed: {message}"
     # control: the same documents before breaking them are admitted
     assert dry_run(control_plane, custom)[0] and dry_run(control_plane, allow)[0]
 
@@ -166,13 +169,14 @@ def test_istiod_status_read_by_the_evidence_code(cluster: Cluster, workloads: Wo
     AUDIT is rejected for ztunnel (the combination the suite reports as unsupported), an L7 ALLOW is
     accepted with a warning, a plain L4 ALLOW is accepted. Mechanics of istiod's status writer (1.30-dev)."""
     policies = suite_policies(workloads)
-    audit, l7, l4 = (
+    custom, audit, l7, l4 = (
+        policies["ambient/CUSTOM"],
         policies["ambient/AUDIT"],
         policies["ambient/l7-on-ztunnel"],
         policies["ambient/http/allow-source-principal"],
     )
     l7["metadata"]["name"] = "meshproof-l7"
-    cluster.apply([audit, l7, l4])
+    cluster.apply([custom, audit, l7, l4])
     namespace = workloads.namespace(WorkloadClass.AMBIENT)
 
     def read(name: str, check: Any) -> Any:
@@ -183,8 +187,9 @@ def test_istiod_status_read_by_the_evidence_code(cluster: Cluster, workloads: Wo
             description=f"istiod status on {name}",
         )
 
-    rejected = read("meshproof-audit", lambda p: ztunnel_rejected_action(p, "AUDIT"))
-    assert "ztunnel does not support the AUDIT action" in rejected.reason
+    for action in ("CUSTOM", "AUDIT"):
+        rejected = read(f"meshproof-{action.lower()}", lambda p, a=action: ztunnel_rejected_action(p, a))
+        assert f"ztunnel does not support the {action} action" in rejected.reason
     warned = read("meshproof-l7", lambda p: policy_condition_true(p, ZTUNNEL_ACCEPTED))
     assert "with warning" in warned.reason
     accepted = read("meshproof-allow", lambda p: policy_condition_true(p, ZTUNNEL_ACCEPTED))
@@ -215,45 +220,51 @@ def ambientz(control_plane: ControlPlane) -> dict[str, Any]:
 def test_ambient_index_translates_each_policy_for_ztunnel(
     cluster: Cluster, workloads: WorkloadSet, control_plane: ControlPlane
 ) -> None:
-    """istiod's ambient index (what it would send ztunnel over WDS/RBAC xDS): a STRICT PeerAuthentication
-    becomes the `istio_converted_static_strict` DENY, an L7 rule is dropped from the ztunnel policy (its
-    ALLOW keeps no match: fails closed), an L4 ALLOW keeps its principal. Mechanics of istiod's translation
-    (1.30-dev); 1.27's translation of these cases is what istio-facts §4 describes."""
-    policies = suite_policies(workloads)
+    """istiod's ambient index (what it would send ztunnel over WDS and its authorization xDS), for the
+    ambient class deployed as the suite deploys it: under STRICT the server references the
+    `istio_converted_static_strict` DENY (no principal: denied), the L4 ALLOW keeps the client's principal,
+    and the L7 rule is dropped from the ztunnel policy, so that ALLOW matches nothing (fails closed).
+    Mechanics of istiod's translation (1.30-dev); for 1.27 the same translation is istio-facts §4."""
+    cluster.apply(render_class(workloads, WorkloadClass.AMBIENT, RenderOptions()))
     namespace = workloads.namespace(WorkloadClass.AMBIENT)
+    cluster.wait_rollout("Deployment", "server", namespace, timeout=120)
+    policies = suite_policies(workloads)
     l7 = policies["ambient/l7-on-ztunnel"]
     l7["metadata"]["name"] = "meshproof-l7"
     cluster.apply([policies["ambient/peer-STRICT"], policies["ambient/http/allow-source-principal"], l7])
+    strict_ref = "istio-system/istio_converted_static_strict"
+    wanted = {strict_ref, f"{namespace}/meshproof-allow", f"{namespace}/meshproof-l7"}
 
-    def translated() -> dict[str, Any]:
-        by_name = {
-            (p.get("namespace"), p.get("name")): p for p in ambientz(control_plane).get("policies") or []
-        }
-        wanted = [
-            (namespace, "istio_converted_static_strict"),
-            (namespace, "meshproof-allow"),
-            (namespace, "meshproof-l7"),
+    def server_refs() -> set[str]:
+        server = [
+            w
+            for w in ambientz(control_plane).get("workloads") or []
+            if w.get("namespace") == namespace and w.get("workloadName") == "server"
         ]
-        missing = [w for w in wanted if w not in by_name]
-        assert not missing, f"not in /debug/ambientz yet: {missing}"
-        return by_name
+        assert server, f"no server workload of {namespace} in /debug/ambientz yet"
+        return set(server[0].get("authorizationPolicies") or [])
 
-    policies_seen = eventually(translated, timeout=60, interval=0.5, description="istiod ambient index")
-    strict = policies_seen[(namespace, "istio_converted_static_strict")]
-    assert strict["action"] == "DENY"
-    allow = policies_seen[(namespace, "meshproof-allow")]
-    assert allow["action"] == "ALLOW"
+    def bound() -> None:
+        assert wanted <= server_refs(), f"server references {sorted(server_refs())}"
+
+    eventually(bound, timeout=60, interval=0.5, description="ztunnel policies bound to the ambient server")
+    by_name = {
+        f"{p.get('namespace')}/{p.get('name')}": p for p in ambientz(control_plane).get("policies") or []
+    }
+    strict = by_name[strict_ref]
+    assert strict["action"] == "DENY" and "notPrincipals" in json.dumps(strict["groups"])
+    allow = by_name[f"{namespace}/meshproof-allow"]
+    assert allow.get("action", "ALLOW") == "ALLOW"  # proto JSON leaves out the zero value, ALLOW
     assert ambient_principal(workloads) in json.dumps(allow)
-    l7_seen = policies_seen[(namespace, "meshproof-l7")]
-    assert "GET" not in json.dumps(l7_seen), f"ztunnel policy kept an HTTP method: {l7_seen}"
-    # negative control: PERMISSIVE leaves no static-strict DENY behind
+    l7_seen = by_name[f"{namespace}/meshproof-l7"]
+    assert l7_seen.get("action", "ALLOW") == "ALLOW" and not l7_seen.get("groups"), l7_seen
+    # negative control: under PERMISSIVE the server no longer references the static strict DENY
     cluster.apply([policies["ambient/peer-PERMISSIVE"]])
 
     def strict_gone() -> None:
-        names = {(p.get("namespace"), p.get("name")) for p in ambientz(control_plane).get("policies") or []}
-        assert (namespace, "istio_converted_static_strict") not in names
+        assert strict_ref not in server_refs()
 
-    eventually(strict_gone, timeout=60, interval=0.5, description="static strict policy removed")
+    eventually(strict_gone, timeout=60, interval=0.5, description="static strict policy unbound")
 
 
 def ambient_principal(workloads: WorkloadSet) -> str:
