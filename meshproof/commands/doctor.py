@@ -296,7 +296,7 @@ def fake_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def check_real_nodes(config_file: str, context: str, *, timeout: float = API_TIMEOUT) -> CheckResult:
-    """The cluster's nodes are real: a data-plane verdict earned on KWOK's fake nodes would certify nothing."""
+    """The cluster's nodes are real: a data-plane verdict earned on KWOK's fake nodes certifies nothing."""
     from kubernetes import client as kube_client
     from kubernetes import config as kube_config
 
@@ -319,7 +319,7 @@ def check_real_nodes(config_file: str, context: str, *, timeout: float = API_TIM
             name,
             False,
             f"KWOK fake nodes, no data plane: {', '.join(fake)}; refusing to certify data-plane claims",
-            "run against a cluster with real nodes (kind, OpenShift); the control-plane tier proves no traffic",
+            "run against a cluster with real nodes (kind, OpenShift); KWOK pods carry no traffic",
         )
     return CheckResult(name, True, f"{len(items)} node(s), none simulated by KWOK")
 

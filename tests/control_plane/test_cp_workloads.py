@@ -13,8 +13,15 @@ from __future__ import annotations
 
 import pytest
 
+from meshproof.bench.pathcheck import waypoint_bound
+from meshproof.checks.policy import policy_condition_true
+from meshproof.checks.verdict import Verdict
+from meshproof.evidence import collect
+from meshproof.evidence.policy_status import WAYPOINT_ACCEPTED
 from meshproof.kube import Cluster
 from meshproof.kube_objects import selector_for_run
+from meshproof.policies import Rule, authorization_policy
+from meshproof.wait import eventually
 from meshproof.workloads import (
     SIDECAR_CONTAINER,
     SIDECAR_STATUS_ANNOTATION,
@@ -75,3 +82,42 @@ def test_istio_turns_the_waypoint_gateway_into_a_deployment(cluster: Cluster) ->
     waypoint = cluster.wait_rollout("Deployment", WAYPOINT_NAME, namespace, timeout=120)
     assert waypoint["metadata"]["labels"].get("gateway.networking.k8s.io/gateway-name") == WAYPOINT_NAME
     assert cluster.get("v1", "Service", WAYPOINT_NAME, namespace) is not None
+
+
+def test_istiod_binds_the_server_to_the_waypoint_and_accepts_its_policy(cluster: Cluster) -> None:
+    """The status the benchmark path check and the authz evidence read, written by istiod (1.30-dev):
+    the server Service labelled `istio.io/use-waypoint` gets `istio.io/WaypointBound=True`
+    (bench.pathcheck.waypoint_bound), and a targetRefs policy on it gets `WaypointAccepted=True`
+    (checks.policy.policy_condition_true). Negative control: the client has no Service bound."""
+    workloads = WorkloadSet(cluster.run_id, (WorkloadClass.WAYPOINT,))
+    namespace = workloads.namespace(WorkloadClass.WAYPOINT)
+    cluster.apply(render_class(workloads, WorkloadClass.WAYPOINT, RenderOptions()))
+    cluster.wait_for_condition(
+        "gateway.networking.k8s.io/v1", "Gateway", WAYPOINT_NAME, namespace, "Programmed", timeout=120
+    )
+    server = workloads.server(WorkloadClass.WAYPOINT)
+    bound = cluster.wait_for(
+        "v1", "Service", server.name, namespace, waypoint_bound, "istio.io/WaypointBound=True", timeout=120
+    )
+    assert waypoint_bound(bound)
+    assert not waypoint_bound(cluster.get("v1", "Service", WAYPOINT_NAME, namespace))
+
+    policy = authorization_policy("meshproof-allow", server, "ALLOW", [Rule(namespaces=(namespace,))])
+    assert policy["spec"]["targetRefs"][0]["name"] == server.name  # a waypoint reads targetRefs
+    cluster.apply([policy])
+    accepted = eventually(
+        lambda: _passed(
+            policy_condition_true(
+                collect.authorization_policy(cluster, "meshproof-allow", namespace), WAYPOINT_ACCEPTED
+            )
+        ),
+        timeout=120,
+        interval=0.5,
+        description="WaypointAccepted on the waypoint policy",
+    )
+    assert "WaypointAccepted=True" in accepted.reason
+
+
+def _passed(verdict: Verdict) -> Verdict:
+    assert verdict, verdict.reason
+    return verdict
