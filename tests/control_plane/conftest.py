@@ -30,20 +30,20 @@ def control_plane() -> ControlPlane:
 
 
 @pytest.fixture
-def run_id(request: pytest.FixtureRequest) -> str:
+def run_id() -> str:
     return f"cp-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
 def cluster(control_plane: ControlPlane, run_id: str) -> Iterator[Cluster]:
     """meshproof's Cluster on the tier, its objects removed by run id afterwards."""
-    with control_plane.cluster(run_id, poll_interval=0.3) as c:
+    with control_plane.cluster(run_id) as c:
         yield c
         c.delete_labelled(selector_for_run(run_id))
 
 
 @pytest.fixture
-def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
+def namespace(cluster: Cluster) -> str:
     """A fresh namespace labelled with the run id (deleted with it)."""
     name = f"{cluster.run_id}-{uuid.uuid4().hex[:4]}"
     cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])

@@ -17,7 +17,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 from fixtures_data.control_plane import ControlPlane
 
 from meshproof.checks.policy import policy_condition_true, ztunnel_rejected_action
@@ -93,18 +92,7 @@ def workloads(cluster: Cluster) -> WorkloadSet:
 
 
 def dry_run(control_plane: ControlPlane, doc: dict[str, Any]) -> tuple[bool, str]:
-    """Server-side dry-run apply: schema, CEL rules and admission webhooks run, nothing is stored."""
-    done = control_plane.kubectl(
-        "apply",
-        "--server-side",
-        "--dry-run=server",
-        "--field-manager=meshproof",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(doc),
-        check=False,
-    )
-    return done.returncode == 0, (done.stderr or done.stdout).strip()
+    return control_plane.dry_run([doc])
 
 
 def test_every_suite_policy_is_admitted(control_plane: ControlPlane, workloads: WorkloadSet) -> None:

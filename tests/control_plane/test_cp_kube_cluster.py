@@ -63,6 +63,19 @@ def deployment(
     }
 
 
+def deployment_status(cluster: Cluster, name: str, namespace: str, field: str) -> dict[str, Any]:
+    """Wait until the Deployment controller has written `status.<field>`."""
+    return cluster.wait_for(
+        "apps/v1",
+        "Deployment",
+        name,
+        namespace,
+        lambda d: d.get("status", {}).get(field),
+        f"status.{field} written",
+        timeout=30,
+    )
+
+
 def managers(obj: dict[str, Any]) -> dict[str, str]:
     return {m["manager"]: m["operation"] for m in obj["metadata"].get("managedFields") or []}
 
@@ -150,16 +163,7 @@ def test_delete_reports_whether_it_deleted_and_waits_for_garbage_collection(
 ) -> None:
     """Background propagation: the Deployment goes at once, the garbage collector removes its ReplicaSet."""
     cluster.apply([deployment("short-lived", namespace, replicas=0)])
-    observed = cluster.wait_for(
-        "apps/v1",
-        "Deployment",
-        "short-lived",
-        namespace,
-        lambda d: d.get("status", {}).get("observedGeneration"),
-        "observed",
-        timeout=30,
-    )
-    assert observed
+    deployment_status(cluster, "short-lived", namespace, "observedGeneration")
     assert cluster.delete("apps/v1", "Deployment", "short-lived", namespace, wait=True, timeout=30) is True
     assert cluster.delete("apps/v1", "Deployment", "short-lived", namespace) is False
     eventually(
@@ -211,16 +215,7 @@ def test_wait_for_condition_reads_real_pod_conditions(cluster: Cluster, namespac
 
     # negative control: a pod the scheduler cannot place has PodScheduled=False, never Ready
     cluster.apply([deployment("unplaced", namespace, node_selector={"type": "no-such-node"})])
-    stuck = cluster.wait_for(
-        "apps/v1",
-        "Deployment",
-        "unplaced",
-        namespace,
-        lambda d: d.get("status", {}).get("replicas"),
-        "replicas created",
-        timeout=30,
-    )
-    assert stuck
+    deployment_status(cluster, "unplaced", namespace, "replicas")
     unplaced = cluster.pods(namespace, "app=unplaced")[0]["metadata"]["name"]
     with pytest.raises(ResourceWaitTimeout) as caught:
         cluster.wait_for_condition("v1", "Pod", unplaced, namespace, "Ready", timeout=4)

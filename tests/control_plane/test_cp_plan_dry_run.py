@@ -78,29 +78,14 @@ def test_every_rendered_manifest_passes_a_server_side_dry_run(
     )
 
 
-def dry_run(control_plane: ControlPlane, docs: list[dict[str, Any]]) -> tuple[bool, str]:
-    done = control_plane.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--dry-run=server",
-        "--field-manager=meshproof",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(docs),
-        check=False,
-    )
-    return done.returncode == 0, (done.stderr or done.stdout).strip()
-
-
 def dry_run_refusals(control_plane: ControlPlane, docs: dict[str, dict[str, Any]]) -> dict[str, str]:
     """All documents in one kubectl call; only when that fails, one call each to name the refused ones."""
-    if dry_run(control_plane, list(docs.values()))[0]:
+    if control_plane.dry_run(list(docs.values()))[0]:
         return {}
     return {
         label: why
         for label, doc in docs.items()
-        if not (result := dry_run(control_plane, [doc]))[0]
+        if not (result := control_plane.dry_run([doc]))[0]
         for why in [result[1]]
     }
 

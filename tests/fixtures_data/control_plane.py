@@ -10,8 +10,10 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from fixtures_data.real_tools import REQUIRE_ENV
 from meshproof.kube import Cluster
@@ -73,6 +75,22 @@ class ControlPlane:
             check=check,
         )
 
+    def dry_run(self, docs: list[dict[str, Any]]) -> tuple[bool, str]:
+        """Server-side dry-run apply as meshproof applies (its field manager, conflicts forced): schema, CEL
+        rules and admission webhooks run, nothing is stored. (admitted, kubectl's message)"""
+        done = self.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "--field-manager=meshproof",
+            "-f",
+            "-",
+            stdin=yaml.safe_dump_all(docs),
+            check=False,
+        )
+        return done.returncode == 0, (done.stderr or done.stdout).strip()
+
     def tool(
         self, name: str, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
@@ -85,8 +103,15 @@ class ControlPlane:
             check=check,
         )
 
-    def cluster(self, run_id: str, **kw: object) -> Cluster:
-        return Cluster(None, self.kubeconfig, run_id, "control-plane", **kw)  # type: ignore[arg-type]
+    def cluster(self, run_id: str, *, request_timeout: float = 30.0, poll_interval: float = 0.3) -> Cluster:
+        return Cluster(
+            None,
+            self.kubeconfig,
+            run_id,
+            "control-plane",
+            request_timeout=request_timeout,
+            poll_interval=poll_interval,
+        )
 
 
 def _absent(message: str) -> None:
