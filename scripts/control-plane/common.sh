@@ -11,3 +11,6 @@ cp_die() { echo "control-plane: $*" >&2; exit 1; }
 
 # The recorded pids, one "name pid" a line, in start order.
 cp_recorded_pids() { [ -f "$CP_PIDS" ] && cat "$CP_PIDS" || true; }
+
+# Is pid running? A dead child not yet reaped (a zombie) still answers kill -0, so read its state too.
+cp_alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != "Z" ]; }

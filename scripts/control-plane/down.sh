@@ -8,23 +8,21 @@ set -euo pipefail
 keep=0
 [ "${1:-}" = "--keep-state" ] && keep=1
 
-alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != "Z" ]; }
-
 mapfile -t entries < <(cp_recorded_pids | tac)
 for entry in "${entries[@]}"; do
   read -r name pid <<<"$entry"
-  alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+  cp_alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
 done
 left=()
 for entry in "${entries[@]}"; do
   read -r name pid <<<"$entry"
-  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then
+  for _ in $(seq 1 100); do cp_alive "$pid" || break; sleep 0.1; done
+  if cp_alive "$pid"; then
     cp_say "$name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.5
   fi
-  alive "$pid" && left+=("$name/$pid")
+  cp_alive "$pid" && left+=("$name/$pid")
 done
 if [ "${#left[@]}" -gt 0 ]; then
   cp_die "still running after SIGKILL: ${left[*]}"

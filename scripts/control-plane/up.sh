@@ -35,7 +35,8 @@ BIN="$(bash "$CP_HERE/build.sh" | tail -n 1)"
 t0=$SECONDS
 
 rm -rf "$CP_STATE"
-mkdir -p "$CP_STATE"/{pki,logs,etcd,kwok,istiod}
+mkdir -p "$CP_STATE"/{pki,logs,kwok,istiod}
+mkdir -m 700 "$CP_STATE/etcd"
 S="$CP_STATE"
 PKI="$S/pki"
 LOGS="$S/logs"
@@ -70,10 +71,17 @@ start() { # start NAME CMD...: run in its own process group, log to logs/NAME.lo
   setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   echo "$name $!" >>"$CP_PIDS"
 }
+all_running() { # every recorded component still runs (a crash, e.g. a port taken, fails the start at once)
+  local name pid
+  while read -r name pid; do
+    cp_alive "$pid" || { cp_say "$name (pid $pid) exited; see $LOGS/$name.log"; return 1; }
+  done <"$CP_PIDS"
+}
 wait_until() { # wait_until SECONDS WHAT CMD...: poll CMD until it succeeds
   local limit="$1" what="$2"; shift 2
   local deadline=$((SECONDS + limit))
   until "$@" >/dev/null 2>&1; do
+    all_running || return 1
     [ "$SECONDS" -lt "$deadline" ] || { cp_say "timed out after ${limit}s waiting for $what"; return 1; }
     sleep 0.5
   done
@@ -130,7 +138,7 @@ start etcd "$BIN/etcd" --name meshproof --data-dir "$S/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster "meshproof=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level warn
-wait_until 60 "etcd health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+wait_until 60 "etcd health" curl -fsS -m 5 "http://127.0.0.1:$ETCD_PORT/health"
 
 cp_say "starting kube-apiserver on $APISERVER"
 start kube-apiserver "$BIN/kube-apiserver" \
@@ -147,7 +155,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --kubelet-client-certificate "$PKI/kubelet-client.crt" --kubelet-client-key "$PKI/kubelet-client.key" \
   --kubelet-preferred-address-types InternalIP \
   --profiling=false
-curl_api() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER$1"; }
+curl_api() { curl -fsS -m 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER$1"; }
 wait_until 120 "kube-apiserver /readyz" curl_api /readyz
 
 cp_say "starting kube-controller-manager and kube-scheduler"
@@ -166,7 +174,7 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --authorization-kubeconfig "$S/scheduler.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" \
   --leader-elect=false --profiling=false
-healthz() { curl -fsSk "https://127.0.0.1:$1/healthz"; }
+healthz() { curl -fsSk -m 5 "https://127.0.0.1:$1/healthz"; }
 wait_until 60 "kube-controller-manager /healthz" healthz "$KCM_PORT"
 wait_until 60 "kube-scheduler /healthz" healthz "$SCHED_PORT"
 
@@ -307,7 +315,7 @@ kubectl apply --server-side --field-manager meshproof-control-plane -f "$S/istio
     --meshConfig ./etc/istio/config/mesh --networksConfig ./etc/istio/config/meshNetworks \
     --domain cluster.local --keepaliveMaxServerConnectionAge 30m --log_output_level default:info
 )
-wait_until 120 "istiod /ready" curl -fsS "http://127.0.0.1:$ISTIOD_HTTP_PORT/ready"
+wait_until 120 "istiod /ready" curl -fsS -m 5 "http://127.0.0.1:$ISTIOD_HTTP_PORT/ready"
 # istiod patches its CA into both webhooks and turns the validator's failurePolicy to Fail once it has
 # seen its own webhook reject a bad object: then admission is really going through istiod.
 validator_ready() {
