@@ -18,7 +18,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,8 +249,7 @@ def test_logs_stream_through_the_apiserver_from_the_kubelet(
 ) -> None:
     """Current, tail and previous logs through the apiserver's kubelet proxy (KWOK serves the files up.sh
     wrote); a container the pod lacks fails as one line naming the pod, container and cluster."""
-    kwok = control_plane.state / "kwok"
-    current, previous = cri_messages(kwok / "pod.log"), cri_messages(kwok / "previous.log")
+    current, previous = control_plane.kwok_log(), control_plane.kwok_log(previous=True)
     assert cluster.logs(running_pod, namespace) == current
     assert cluster.logs(running_pod, namespace, container="app", tail_lines=1) == current.splitlines(True)[-1]
     assert cluster.logs(running_pod, namespace, container="app", previous=True) == previous
@@ -263,11 +261,6 @@ def test_logs_stream_through_the_apiserver_from_the_kubelet(
         "400 Bad Request: "
     )
     assert "no-such-container" in message.split("400 Bad Request: ", 1)[1] and "\n" not in message
-
-
-def cri_messages(path: Path) -> str:
-    """The messages of a CRI log file (`<time> <stream> <tag> <message>` a line), as the logs API returns."""
-    return "".join(line.split(" ", 3)[3] + "\n" for line in path.read_text().splitlines())
 
 
 def test_exec_separates_stdout_stderr_and_stdin(cluster: Cluster, namespace: str, running_pod: str) -> None:

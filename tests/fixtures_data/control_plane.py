@@ -75,6 +75,12 @@ class ControlPlane:
             check=check,
         )
 
+    def kwok_log(self, *, previous: bool = False) -> str:
+        """What the logs API returns for every KWOK pod: the messages of the CRI log file up.sh wrote
+        (`<time> <stream> <tag> <message>` a line)."""
+        path = self.state / "kwok" / ("previous.log" if previous else "pod.log")
+        return "".join(line.split(" ", 3)[3] + "\n" for line in path.read_text().splitlines())
+
     def dry_run(self, docs: list[dict[str, Any]]) -> tuple[bool, str]:
         """Server-side dry-run apply as meshproof applies (its field manager, conflicts forced): schema, CEL
         rules and admission webhooks run, nothing is stored. (admitted, kubectl's message)"""
