@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up the control-plane tier on loopback: etcd, kube-apiserver (client certificates, a service-account
 # key, RBAC), kube-controller-manager, kube-scheduler, KWOK with one fake node, the Istio 1.27.9 / Gateway
-# API v1.3.0 / GIE CRDs from ../shared/upstream, and istiod with ambient on and both webhooks registered.
+# API v1.3.0 / GIE / OSSM 3.2 Sail CRDs from ../shared/upstream, and istiod with ambient on and both
+# webhooks registered.
 #
 #   bash scripts/control-plane/up.sh        build or restore the binaries, start everything, wait until ready
 #   . "$MESHPROOF_CONTROL_PLANE_DIR/env"     (default .cache/control-plane/env): KUBECONFIG, ports, bin dir
@@ -278,12 +279,15 @@ NODE
 wait_until 90 "fake node kwok-node-0 Ready" kubectl wait --for condition=Ready node/kwok-node-0 --timeout 5s
 
 # --- CRDs ----------------------------------------------------------------------------------------------
-cp_say "installing the Istio 1.27.9, Gateway API v1.3.0 (standard) and GIE CRDs from $UPSTREAM"
+cp_say "installing the Istio 1.27.9, Gateway API v1.3.0 (standard), GIE and OSSM 3.2 Sail CRDs from $UPSTREAM"
 crds=(
   "$UPSTREAM/istio-1.27.9/manifests/charts/base/files/crd-all.gen.yaml"
   "$UPSTREAM"/gateway-api-v1.3.0/config/crd/standard/*.yaml
   "$UPSTREAM"/gie-v0.5.1/config/crd/bases/inference.networking.x-k8s.io_*.yaml
   "$UPSTREAM/gie-v1.0.1/config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"
+  # OSSM 3.2's Sail operator API (Istio, IstioCNI, ZTunnel v1 + v1alpha1, ...): what `--installer sail`
+  # renders is dry-run against these; the contract tier checks each Sail variant separately.
+  "$UPSTREAM"/ossm-sail-operator-release-3.2/chart/crds/sailoperator.io_*.yaml
 )
 for f in "${crds[@]}"; do kubectl apply --server-side --field-manager meshproof-control-plane -f "$f" >/dev/null; done
 wait_until 60 "CRDs Established" kubectl wait --for condition=Established crd --all --timeout 5s
