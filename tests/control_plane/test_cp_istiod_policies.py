@@ -266,3 +266,37 @@ def test_the_enforcement_points_cover_the_suites_paths() -> None:
         AuthzPath(c, "http").enforced_by
         for c in (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT, WorkloadClass.WAYPOINT)
     } == set(EnforcementPoint)
+
+
+# --- istioctl analyze ---------------------------------------------------------------------------------------
+
+
+def test_istioctl_analyze_finds_only_the_deliberately_absent_namespace(
+    cluster: Cluster, workloads: WorkloadSet, control_plane: ControlPlane
+) -> None:
+    """`istioctl analyze` (1.30-dev) over the sidecar and waypoint classes as the suites deploy them, with
+    every suite policy of those classes applied at once (renamed apart): its only finding is IST0101 for
+    the namespace the suite's "foreign namespace" rules name on purpose (test_authz.ELSEWHERE_NAMESPACE
+    never exists). The ambient class is left out: without istio-cni its pods are not captured, and the
+    analyzer then reports the selector policies as matching no workload (IST0127), a tier artefact."""
+    classes = (WorkloadClass.SIDECAR, WorkloadClass.WAYPOINT)
+    for workload_class in classes:
+        cluster.apply(render_class(workloads, workload_class, RenderOptions()))
+    prefixes = tuple(f"{c.label}/" for c in classes)
+    chosen = {name: doc for name, doc in suite_policies(workloads).items() if name.startswith(prefixes)}
+    for index, doc in enumerate(chosen.values()):
+        doc["metadata"]["name"] = f"{doc['metadata']['name']}-{index}"
+    cluster.apply(list(chosen.values()))
+    for workload_class in classes:
+        cluster.wait_rollout("Deployment", "server", workloads.namespace(workload_class), timeout=120)
+
+    findings = []
+    for workload_class in classes:
+        namespace = workloads.namespace(workload_class)
+        done = control_plane.tool(
+            "istioctl", "analyze", "-n", namespace, "--kubeconfig", str(control_plane.kubeconfig), check=False
+        )
+        findings += [ln for ln in done.stdout.splitlines() if ln.startswith(("Error [", "Warning ["))]
+    expected = f'Referenced namespace not found: "{authz.ELSEWHERE_NAMESPACE}"'
+    foreign = [name for name in chosen if "foreign-namespace" in name]
+    assert len(findings) == len(foreign) and all("IST0101" in f and expected in f for f in findings), findings
