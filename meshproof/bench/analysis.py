@@ -75,8 +75,10 @@ class MeshCost:
 
 
 def mesh_costs(
-    results: BenchmarkResults, *, seed: int = 0, min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES
+    results: BenchmarkResults, *, min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES
 ) -> list[MeshCost]:
+    """Each arm against no-mesh at the same point. The arms of one session were measured interleaved
+    (every repetition runs every arm back to back), so repetitions are paired."""
     cells = results.cells()
     costs: list[MeshCost] = []
     for cell, runs in cells.items():
@@ -88,7 +90,7 @@ def mesh_costs(
             costs.append(
                 MeshCost(
                     cell=cell,
-                    diffs=compare_groups(baseline, current, seed=seed, min_tail_samples=min_tail_samples),
+                    diffs=compare_groups(baseline, current, min_tail_samples=min_tail_samples, paired=True),
                 )
             )
     return costs

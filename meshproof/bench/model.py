@@ -71,6 +71,18 @@ class Histogram(BaseModel):
             return float("nan")
         return float(interpolated_percentiles(starts, ends, counts[np.newaxis, :], q)[0])
 
+    def bucket_width_at(self, q: float) -> float:
+        """Width (ms) of the bucket percentile q falls in: inside it the value is interpolated, so a
+        difference smaller than this is below what the histogram resolves."""
+        starts, ends, counts = self.arrays()
+        if counts.size == 0:
+            return float("nan")
+        cumulative = counts.cumsum()
+        index = min(
+            int(np.searchsorted(cumulative, cumulative[-1] * q / 100.0, side="left")), counts.size - 1
+        )
+        return float(ends[index] - starts[index])
+
     def mean(self) -> float:
         starts, ends, counts = self.arrays()
         total = counts.sum()

@@ -5,8 +5,10 @@
     meshproof bench compare BASELINE CURRENT [--threshold-pct P] [--min-delta-ms MS] [--metrics p50,p90]
     meshproof bench report DIR
 
-Exit codes: 0 ok (compare: no regression), 1 compare found a regression (or a local run was invalid),
-2 the command could not do its job (bad input, tool missing, tool failed).
+Exit codes: 2 the command could not do its job (bad input, tool missing, tool failed).
+`compare` (meshproof.bench.compare.EXIT_CODES): 0 no change, 1 regressed, 3 could not sustain the load,
+4 not judged (nothing could be judged, e.g. one repetition), 5 improved.
+`local`: 0 every run valid, 1 a run was invalid (it is still written).
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshproof.bench.compare import ALL_METRICS, Thresholds, compare_results
+from meshproof.bench.compare import (
+    ALL_METRICS,
+    DEFAULT_MIN_DELTA_MS,
+    DEFAULT_THRESHOLD_PCT,
+    Thresholds,
+    compare_results,
+)
 from meshproof.bench.fortio import FortioFailed, FortioMissing
 from meshproof.bench.local import LocalBenchError, LocalBenchSpec, run_local
 from meshproof.bench.locust import LocustFailed
@@ -106,10 +114,16 @@ def _register_compare(actions: Any) -> None:
     p.add_argument("baseline", type=Path, help="results dir or benchmark.json")
     p.add_argument("current", type=Path, help="results dir or benchmark.json")
     p.add_argument(
-        "--threshold-pct", type=float, default=10.0, help="regression threshold in percent (default 10)"
+        "--threshold-pct",
+        type=float,
+        default=DEFAULT_THRESHOLD_PCT,
+        help=f"relative threshold in percent (default {DEFAULT_THRESHOLD_PCT:g})",
     )
     p.add_argument(
-        "--min-delta-ms", type=float, default=0.0, help="ignore latency moves smaller than this (ms)"
+        "--min-delta-ms",
+        type=float,
+        default=DEFAULT_MIN_DELTA_MS,
+        help=f"minimum latency effect judged, ms (default {DEFAULT_MIN_DELTA_MS:g})",
     )
     p.add_argument(
         "--metrics",
@@ -122,7 +136,6 @@ def _register_compare(actions: Any) -> None:
         default=10,
         help="judge a percentile only with at least this many requests beyond it (default 10)",
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (results are reproducible)")
     p.add_argument(
         "--output", type=Path, default=None, help="where to write comparison.md/json (default: CURRENT dir)"
     )
@@ -190,7 +203,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             min_delta_ms=args.min_delta_ms,
             metrics=metrics,
             min_tail_samples=args.min_tail_samples,
-            seed=args.seed,
         )
         baseline = load_results(args.baseline)
         current = load_results(args.current)
@@ -209,7 +221,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out_dir = args.output or results_path(args.current).parent
     md_path, _ = write_comparison(comparison, out_dir)
     print(f"wrote {md_path}")
-    return EXIT_REGRESSION if comparison.regressions else EXIT_OK
+    return comparison.exit_code
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -31,12 +31,8 @@ def _cells(row: Row) -> list[str]:
         f"{d.rel_pct:+.1f}%",
         fmt_interval(d.rel_low_pct, d.rel_high_pct, 1),
         "n/a" if d.p_value is None else f"{d.p_value:.3f}",
-        f"{row.verdict.value}"
-        + (
-            f": {row.reason.removeprefix(row.verdict.value + ': ')}"
-            if row.verdict is not Verdict.UNCHANGED
-            else ""
-        ),
+        f"{row.verdict.value}: {row.reason.removeprefix(row.verdict.value + ': ')}"
+        + "".join(f" [warning: {w}]" for w in d.warnings),
     ]
 
 
@@ -64,18 +60,21 @@ def console_tables(comparison: Comparison) -> str:
     return "\n".join(out)
 
 
+def _names(rows: list[Row]) -> str:
+    names = ", ".join(f"{r.cell.label()} {r.metric}" if r.metric != "*" else r.cell.label() for r in rows[:5])
+    return names + (f" (+{len(rows) - 5} more)" if len(rows) > 5 else "")
+
+
 def summary_line(comparison: Comparison) -> str:
-    t = comparison.thresholds
-    regressions = comparison.regressions
-    if regressions:
-        names = ", ".join(
-            f"{r.cell.label()} {r.metric}" if r.metric != "*" else r.cell.label() for r in regressions[:5]
-        )
-        more = f" (+{len(regressions) - 5} more)" if len(regressions) > 5 else ""
-        return f"REGRESSION beyond {t.threshold_pct:g}%: {names}{more}"
-    judged = sum(1 for r in comparison.rows if r.verdict is not Verdict.NOT_JUDGED)
-    not_judged = len(comparison.rows) - judged
-    return f"no regression beyond {t.threshold_pct:g}% ({judged} metrics judged, {not_judged} not judged)"
+    """The overall verdict in one line, with what decided it and the exit code."""
+    verdict = comparison.verdict
+    counts = ", ".join(f"{n} {v.value}" for v in Verdict if (n := len(comparison.with_verdict(v))))
+    head = f"{verdict.value.upper()} (exit {comparison.exit_code})"
+    if verdict is Verdict.NO_CHANGE:
+        return f"{head}: {counts}"
+    if verdict is Verdict.NOT_JUDGED:
+        return f"{head}: nothing could be judged ({counts}); see each row's reason"
+    return f"{head}: {_names(comparison.with_verdict(verdict))} ({counts})"
 
 
 def markdown(comparison: Comparison) -> str:
@@ -85,10 +84,11 @@ def markdown(comparison: Comparison) -> str:
         "",
         f"- Baseline: `{comparison.baseline}`",
         f"- Current: `{comparison.current}`",
-        f"- Rule: a metric regresses when it is worse by more than {t.threshold_pct:g}% and the bootstrap "
-        f"{100 * t.confidence:g}% interval of the difference excludes 0"
-        + (f", and latency moved by at least {t.min_delta_ms:g} ms" if t.min_delta_ms else "")
-        + f"; percentiles with fewer than {t.min_tail_samples} requests beyond them are not judged.",
+        f"- Rule: a metric regressed (improved) when it is worse (better) by more than {t.threshold_pct:g}%"
+        + (f" and, for latency, by at least {t.min_delta_ms:g} ms" if t.min_delta_ms else "")
+        + f", and the {100 * t.confidence:g}% interval of the difference (t interval over repetitions) "
+        f"excludes 0; one repetition on a side, or fewer than {t.min_tail_samples} requests beyond a "
+        "percentile, is not judged; invalid current runs are 'could not sustain the load'.",
         f"- Result: **{summary_line(comparison)}**",
         "",
     ]
@@ -132,7 +132,11 @@ def to_json(comparison: Comparison) -> dict[str, object]:
                 baseline_reps=d.baseline_reps,
                 current_reps=d.current_reps,
                 mann_whitney_p=d.p_value,
+                paired=d.paired,
+                baseline_values=list(d.baseline_values),
+                current_values=list(d.current_values),
                 note=d.note,
+                warnings=list(d.warnings),
             )
         rows.append(entry)
     return {
@@ -142,6 +146,8 @@ def to_json(comparison: Comparison) -> dict[str, object]:
         "baseline": comparison.baseline,
         "current": comparison.current,
         "thresholds": comparison.thresholds.model_dump(mode="json"),
+        "verdict": comparison.verdict.value,
+        "exit_code": comparison.exit_code,
         "regression": bool(comparison.regressions),
         "rows": rows,
         "only_in_baseline": [c.model_dump() for c in comparison.only_in_baseline],
