@@ -177,8 +177,16 @@ class RunRecord(BaseModel):
         default=None,
         description="CPU seconds the load generator used (local runs; warm-up excluded for fortio)",
     )
+    loadgen_cores: int | None = Field(
+        default=None, description="cores the load generator was given (Locust worker processes)"
+    )
     placement: Placement = Field(default_factory=Placement)
     labels: str = ""
+
+    @property
+    def requests_per_loadgen_core(self) -> float | None:
+        """Achieved req/s per load-generator core (Locust: per worker process)."""
+        return self.actual_qps / self.loadgen_cores if self.loadgen_cores else None
 
     @property
     def requests_per_cpu_second(self) -> float | None:

@@ -129,14 +129,19 @@ def mann_whitney(baseline: Sequence[float], current: Sequence[float]) -> float |
 
 def _pairs(
     baseline: Sequence[RunRecord], current: Sequence[RunRecord]
-) -> tuple[list[RunRecord], list[RunRecord]] | None:
-    """The two sides matched by repetition number, or None when they do not match one to one."""
+) -> tuple[list[RunRecord], list[RunRecord], int] | None:
+    """The two sides matched by repetition number (repetitions present on one side only are dropped:
+    an invalid run leaves a hole), with the count dropped; None when a repetition repeats on a side or
+    fewer than two pairs remain."""
     by_rep_b = {r.repetition: r for r in baseline}
     by_rep_c = {r.repetition: r for r in current}
-    if len(by_rep_b) != len(baseline) or len(by_rep_c) != len(current) or set(by_rep_b) != set(by_rep_c):
+    if len(by_rep_b) != len(baseline) or len(by_rep_c) != len(current):
         return None
-    reps = sorted(by_rep_b)
-    return [by_rep_b[k] for k in reps], [by_rep_c[k] for k in reps]
+    reps = sorted(set(by_rep_b) & set(by_rep_c))
+    if len(reps) < MIN_REPS_FOR_INTERVAL:
+        return None
+    dropped = len(baseline) + len(current) - 2 * len(reps)
+    return [by_rep_b[k] for k in reps], [by_rep_c[k] for k in reps], dropped
 
 
 def compare_groups(
@@ -151,8 +156,8 @@ def compare_groups(
     """Latency percentiles and throughput of `current` against `baseline` (both lists of valid runs).
 
     `paired`: the two sides were measured interleaved, repetition by repetition (one session); runs are
-    matched by repetition number, and when they do not match one to one the comparison falls back to
-    Welch's interval and says so."""
+    matched by repetition number (a run without a partner is left out), and with fewer than two pairs the
+    comparison falls back to Welch's interval and says so."""
     if not baseline or not current:
         raise ValueError("compare_groups needs at least one run on each side")
     notes: list[str] = []
@@ -160,9 +165,11 @@ def compare_groups(
         matched = _pairs(baseline, current)
         if matched is None:
             paired = False
-            notes.append("repetitions do not pair up one to one: unpaired (Welch) interval")
+            notes.append("repetitions do not pair up: unpaired (Welch) interval")
         else:
-            baseline, current = matched
+            baseline, current, dropped = matched
+            if dropped:
+                notes.append(f"{dropped} run(s) without a partner in the same repetition left out")
     fewest = min(r.histogram.count for r in (*baseline, *current))
     diffs: list[MetricDiff] = []
     for q in percentiles:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 
 from meshproof.bench.compare import Comparison, Row, Verdict
 from meshproof.reporting.bench import fmt, fmt_interval
 
 COMPARISON_MD = "comparison.md"
+COMPARISON_HTML = "comparison.html"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_SCHEMA = "meshproof.io/benchmark-comparison"
 COMPARISON_VERSION = 1
@@ -110,6 +112,52 @@ def markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
+def html(comparison: Comparison) -> str:
+    """comparison.html: the same tables as comparison.md, and every setting of the rule, self-contained."""
+    t = comparison.thresholds
+    settings = [
+        ("baseline", comparison.baseline),
+        ("current", comparison.current),
+        ("relative threshold", f"{t.threshold_pct:g}%"),
+        ("minimum latency effect", f"{t.min_delta_ms:g} ms"),
+        ("confidence", f"{100 * t.confidence:g}% (Student t over repetitions)"),
+        ("minimum requests beyond a percentile", str(t.min_tail_samples)),
+        ("metrics judged", ", ".join(t.metrics)),
+    ]
+    out = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        "<title>meshproof benchmark comparison</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}"
+        "th,td{border:1px solid #ccc;padding:3px 7px}th{background:#f0f0f0}"
+        ".regressed,.could{color:#b00020}.improved{color:#1b7a2f}</style></head><body>",
+        "<h1>meshproof benchmark comparison</h1>",
+        f"<p><strong>{escape(summary_line(comparison))}</strong></p>",
+        "<h2>Settings</h2><table>",
+        *(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in settings),
+        "</table>",
+    ]
+    for metric, rows in comparison.by_metric().items():
+        unit = _unit(metric, rows)
+        out.append(
+            f"<h2>{escape('all metrics' if metric == '*' else metric)}{f' ({unit})' if unit else ''}</h2>"
+        )
+        out.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADERS) + "</tr>")
+        for row in rows:
+            css = row.verdict.value.split()[0]
+            cells = "".join(f"<td>{escape(c)}</td>" for c in _cells(row))
+            out.append(f'<tr class="{css}">{cells}</tr>')
+        out.append("</table>")
+    one_side = [f"baseline only: {c.label()}" for c in comparison.only_in_baseline]
+    one_side += [f"current only: {c.label()}" for c in comparison.only_in_current]
+    if one_side:
+        out.append("<h2>Cells present on one side only (not compared)</h2><ul>")
+        out += [f"<li>{escape(line)}</li>" for line in one_side]
+        out.append("</ul>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
 def to_json(comparison: Comparison) -> dict[str, object]:
     rows = []
     for row in comparison.rows:
@@ -160,6 +208,7 @@ def write_comparison(comparison: Comparison, directory: Path) -> tuple[Path, Pat
     md_path = directory / COMPARISON_MD
     json_path = directory / COMPARISON_JSON
     md_path.write_text(markdown(comparison), encoding="utf-8")
+    (directory / COMPARISON_HTML).write_text(html(comparison), encoding="utf-8")
     json_path.write_text(
         json.dumps(_finite(to_json(comparison)), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )

@@ -14,12 +14,46 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from meshproof.bench.analysis import CellSummary, ResourceCost
-from meshproof.bench.model import ARM_NAMES, REPORTED_PERCENTILES, percentile_key
+from meshproof.bench.analysis import CellSummary, MeshCost, ResourceCost
+from meshproof.bench.model import ARM_NAMES, REPORTED_PERCENTILES, CellKey, RunRecord, percentile_key
 
 ARM_COLOURS = {"no-mesh": "#4d4d4d", "sidecar": "#d95f02", "ambient": "#1b9e77", "waypoint": "#7570b3"}
+_EXTRA_COLOURS = ("#1f78b4", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+HEADLINE_PERCENTILES = ("p50", "p90", "p99")
+# Published added latency over no mesh, ms (perf-anchors §0): Istio 1.20 sidecar pair and Istio 1.22
+# ambient L4 (two ztunnels), 1 kB at 1000 req/s on bare metal. No p50 was published.
+PUBLISHED_OVERHEAD_MS: dict[str, tuple[str, dict[str, float]]] = {
+    "sidecar": ("Istio 1.20 sidecar", {"p90": 0.228, "p99": 0.298}),
+    "ambient": ("Istio 1.22 ambient L4", {"p90": 0.17, "p99": 0.20}),
+}
+
+
+def colour(arm: str) -> str:
+    """The arm's colour: fixed for the four mesh arms, stable per name for others (local A/B arms)."""
+    if arm in ARM_COLOURS:
+        return ARM_COLOURS[arm]
+    return _EXTRA_COLOURS[sum(arm.encode()) % len(_EXTRA_COLOURS)]
+
+
+def _plain(value: float, _pos: object = None) -> str:
+    """Tick labels people read: 0.1, 0.25, 2, 40 (not 10^-1 or 2.5e-01)."""
+    if value <= 0:
+        return "0"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def readable_log_axis(ax: Axes, axis: str = "y") -> None:
+    """Log scale with plain-number ticks at 1-2-5 steps and no overlapping minor labels."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(_plain))
+    target.set_minor_formatter(NullFormatter())
 
 
 def _png(fig: Figure) -> bytes:
@@ -68,13 +102,15 @@ def latency_by_arm(summaries: Sequence[CellSummary]) -> bytes | None:
             yerr=[low, high],
             capsize=3,
             label=f"{summary.cell.arm} ({summary.cell.point()})",
-            color=ARM_COLOURS.get(summary.cell.arm),
+            color=colour(summary.cell.arm),
         )
     ax.set_xticks([k + width * (len(cells) - 1) / 2 for k in range(len(keys))], keys)
-    ax.set_ylabel("latency (ms)")
+    readable_log_axis(ax, "y")
+    ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Latency percentiles per arm (median over repetitions; whiskers: min-max)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    # below the axes: a legend inside would cover the bars
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(cells), 3))
+    ax.grid(axis="y", which="both", alpha=0.3)
     return _png(fig)
 
 
@@ -102,12 +138,15 @@ def latency_vs(summaries: Sequence[CellSummary], scenario: str) -> bytes | None:
                 [s.percentiles_ms.get(key, float("nan")) for s in mine],
                 marker="o",
                 label=arm,
-                color=ARM_COLOURS.get(arm),
+                color=colour(arm),
             )
     for ax, key in zip(axes, ("p50", "p99"), strict=True):
         ax.set_xlabel("requested QPS" if by_qps else "connections")
         ax.set_ylabel(f"{key} latency (ms)")
-        ax.set_xscale("log")
+        readable_log_axis(ax, "x")
+        ax.set_xticks(
+            sorted(v for v in axis_values if v), [_plain(v) for v in sorted(v for v in axis_values if v)]
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Latency vs QPS" if by_qps else "Latency vs connections")
@@ -120,7 +159,7 @@ def resources_per_krps(costs: Sequence[ResourceCost]) -> bytes | None:
     if not rows:
         return None
     labels = [f"{c.arm}\n{c.component}" for c in rows]
-    colours = [ARM_COLOURS.get(c.arm, "#999999") for c in rows]
+    colours = [colour(c.arm) for c in rows]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, len(rows) * 1.1), 4.2))
     axes[0].bar(labels, [c.cpu_per_1000_rps or 0.0 for c in rows], color=colours)
     axes[0].set_ylabel("mCPU per 1000 req/s")
@@ -130,4 +169,124 @@ def resources_per_krps(costs: Sequence[ResourceCost]) -> bytes | None:
         ax.tick_params(axis="x", labelsize=7, rotation=45)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Proxy CPU and memory (median over runs)")
+    return _png(fig)
+
+
+def overhead_headline(costs: Sequence[MeshCost], reference: str) -> bytes | None:
+    """The headline: each arm's added latency over the reference arm (no mesh) at p50/p90/p99 with its
+    95% interval, at the load point measured in the most arms, and the published overheads as dashed
+    reference lines. A hollow marker has no interval (fewer than two repetitions)."""
+    chosen = _headline_costs(costs)
+    if not chosen:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    width = 0.7 / len(chosen)
+    for i, cost in enumerate(chosen):
+        arm = cost.cell.arm
+        diffs = {d.metric: d for d in cost.diffs}
+        for k, key in enumerate(HEADLINE_PERCENTILES):
+            d = diffs.get(key)
+            if d is None:
+                continue
+            x = k - 0.35 + width * (i + 0.5)
+            label = f"{arm} - {reference}" if k == 0 else None
+            if d.has_interval:
+                yerr = [[d.diff - d.diff_low], [d.diff_high - d.diff]]  # type: ignore[operator]
+                ax.errorbar(x, d.diff, yerr=yerr, fmt="o", color=colour(arm), capsize=4, label=label)
+            else:
+                ax.plot(x, d.diff, "o", mfc="none", color=colour(arm), label=label)
+            published = PUBLISHED_OVERHEAD_MS.get(arm)
+            if published and key in published[1]:
+                ax.hlines(
+                    published[1][key],
+                    x - width / 2,
+                    x + width / 2,
+                    colors=colour(arm),
+                    linestyles="dashed",
+                    label=f"published: {published[0]}" if key == "p90" else "_nolegend_",
+                )
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_xticks(range(len(HEADLINE_PERCENTILES)), HEADLINE_PERCENTILES)
+    ax.set_ylabel(f"added latency over {reference} (ms)")
+    point = chosen[0].cell.point()
+    ax.set_title(f"Mesh overhead at {point} (mean over repetitions, 95% interval)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    return _png(fig)
+
+
+def _headline_costs(costs: Sequence[MeshCost]) -> list[MeshCost]:
+    """The costs at the fortio (else any tool's) load point measured in the most arms."""
+    if not costs:
+        return []
+    by_point: dict[tuple[str, float | None, int, int], list[MeshCost]] = {}
+    for cost in costs:
+        c = cost.cell
+        by_point.setdefault((c.tool, c.requested_qps, c.connections, c.payload_bytes), []).append(cost)
+    best = max(
+        by_point.items(),
+        key=lambda kv: (kv[0][0] == "fortio", len(kv[1]), kv[0][1] is not None, kv[0][1] or 0, kv[0][2]),
+    )
+    return sorted(best[1], key=lambda m: _arm_rank(m.cell.arm))
+
+
+def latency_cdf(runs_by_cell: dict[CellKey, list[RunRecord]]) -> bytes | None:
+    """Latency distribution per arm at one load point: every valid repetition as its own line (log x),
+    the CDF on the left and the tail (1 - CDF, log y) on the right."""
+    cells = {c: [r for r in runs if r.valid and r.histogram.count] for c, runs in runs_by_cell.items()}
+    cells = {c: runs for c, runs in cells.items() if runs}
+    if not cells:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for cell in sorted(cells, key=lambda c: _arm_rank(c.arm)):
+        for i, run in enumerate(sorted(cells[cell], key=lambda r: r.repetition)):
+            _, ends, counts = run.histogram.arrays()
+            cdf = np.cumsum(counts) / counts.sum()
+            label = f"{cell.arm} ({len(cells[cell])} repetitions)" if i == 0 else None
+            left.step(ends, cdf, where="post", color=colour(cell.arm), alpha=0.7, linewidth=1, label=label)
+            tail = np.clip(1 - cdf, 1e-6, None)
+            right.step(ends, tail, where="post", color=colour(cell.arm), alpha=0.7, linewidth=1)
+    for ax in (left, right):
+        readable_log_axis(ax, "x")
+        ax.set_xlabel("latency (ms, log scale)")
+        ax.grid(which="both", alpha=0.25)
+    left.set_ylabel("share of requests at or below")
+    right.set_yscale("log")
+    right.set_ylabel("share of requests above (tail)")
+    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:g}%"))
+    left.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Latency distribution per arm at {next(iter(cells)).point()}, every repetition")
+    return _png(fig)
+
+
+def throughput_vs_connections(summaries: Sequence[CellSummary]) -> bytes | None:
+    """Achieved throughput against connections per arm: the max-throughput cells when there are two
+    connection counts or more, else the fixed-rate cells of the connection sweep."""
+    for pick in (
+        lambda s: s.cell.requested_qps is None,
+        lambda s: "connection-sweep" in s.scenarios,
+    ):
+        cells = [s for s in summaries if s.throughput is not None and pick(s)]
+        if len({s.cell.connections for s in cells}) >= 2:
+            break
+    else:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm in sorted({s.cell.arm for s in cells}, key=_arm_rank):
+        mine = sorted((s for s in cells if s.cell.arm == arm), key=lambda s: s.cell.connections)
+        ax.plot(
+            [s.cell.connections for s in mine],
+            [s.throughput or 0.0 for s in mine],
+            marker="o",
+            color=colour(arm),
+            label=f"{arm} ({mine[0].cell.tool})",
+        )
+    connections = sorted({s.cell.connections for s in cells})
+    readable_log_axis(ax, "x")
+    ax.set_xticks(connections, [str(c) for c in connections])
+    ax.set_xlabel("connections")
+    ax.set_ylabel("achieved throughput (req/s)")
+    ax.set_title("Throughput vs connections (median over repetitions)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _png(fig)

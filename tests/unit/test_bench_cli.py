@@ -98,12 +98,13 @@ def test_register_adds_bench_with_three_actions() -> None:
             "o",
         ]
     )
-    assert args.qps is None and args.repetitions == 1 and args.func is bench_cmd.cmd_local
+    assert args.qps is None and args.repetitions == 3 and args.func is bench_cmd.cmd_local
+    assert args.url == ["http://127.0.0.1:1/"] and args.processes is None
 
 
 def test_bench_without_an_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_cmd.main([]) == 2
-    assert "choose an action: local, compare or report" in capsys.readouterr().err
+    assert "choose an action: local, compare, calibrate or report" in capsys.readouterr().err
 
 
 def test_local_refuses_a_non_loopback_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -161,7 +161,17 @@ def test_paired_repetitions_cancel_drift_shared_by_both_arms() -> None:
 def test_compare_groups_pairs_by_repetition_and_says_when_it_cannot() -> None:
     paired = by_metric(compare_groups(group(1, 3), group(2, 3), paired=True))
     assert paired["p50"].paired and "pair" not in paired["p50"].note
-    unpaired = by_metric(compare_groups(group(1, 3), group(2, 2), paired=True))
+    # an invalid run leaves a hole: the other side's run of that repetition is left out, and said so
+    holed = by_metric(compare_groups(group(1, 3), group(2, 2), paired=True))
+    assert (
+        holed["p50"].paired
+        and holed["p50"].baseline_reps == 2
+        and "1 run(s) without a partner" in holed["p50"].note
+    )
+    # fewer than two pairs: unpaired (Welch), and said so
+    apart = group(2, 3)
+    apart = [r.model_copy(update={"repetition": r.repetition + 2}) for r in apart]  # reps 3, 4, 5
+    unpaired = by_metric(compare_groups(group(1, 3), apart, paired=True))
     assert not unpaired["p50"].paired and "Welch" in unpaired["p50"].note
     assert unpaired["p50"].has_interval
 
