@@ -282,6 +282,9 @@ class BenchmarkResults(BaseModel):
     plan: dict[str, Any] = Field(default_factory=dict)
     runs: list[RunRecord] = Field(default_factory=list)
     resources: list[ResourceUsage] = Field(default_factory=list)
+    # the `scale` profile (meshproof.bench.scale): container samples and istiod push windows per (arm, N)
+    scale_samples: list[dict[str, Any]] = Field(default_factory=list)
+    scale_pushes: list[dict[str, Any]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
     def valid_runs(self) -> list[RunRecord]:

@@ -10,16 +10,16 @@ arm that caused it):
   required configuration", a histogram istiod serves on :15014/metrics) over the pushes made while the
   N pods came up (the delta of its _sum over the delta of its _count between two scrapes).
 
-The aggregation and rendering below are pure and unit-tested; `measure_scale` drives a real cluster.
+The aggregation and rendering here are pure and unit-tested; meshproof.bench.scale_cluster drives a
+real cluster.
 """
 
 from __future__ import annotations
 
 import io
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +35,28 @@ DATA_PLANE: dict[str, tuple[ScaleComponent, ...]] = {
 DEFAULT_KIND_PODS: tuple[int, ...] = (10, 50, 100)
 CONVERGENCE = "pilot_proxy_convergence_time"
 CONNECTED_PROXIES = "pilot_xds"
-ISTIOD_METRICS_PORT = 15014
+
+
+class ScaleCountsError(ValueError):
+    """Pod counts that cannot be used; one line naming the setting."""
+
+
+def scale_counts(profile_pods: Sequence[int], provider: str, env_value: str | None) -> list[int]:
+    """The N to measure: the env override (comma-separated) when set; else the profile's, which are
+    sized for kind, so on OpenShift the user must choose."""
+    if env_value:
+        try:
+            counts = sorted({int(v) for v in env_value.split(",") if v.strip()})
+        except ValueError:
+            raise ScaleCountsError(f"not comma-separated pod counts: {env_value!r}") from None
+        if not counts or counts[0] < 1:
+            raise ScaleCountsError(f"pod counts must be >= 1: {env_value!r}")
+        return counts
+    if provider == "openshift":
+        raise ScaleCountsError(
+            "set the pod counts for this cluster (e.g. 100,500,1000); the profile's default is sized for kind"
+        )
+    return sorted(set(profile_pods))
 
 
 class ScaleSample(BaseModel):
@@ -136,23 +157,50 @@ def aggregate(samples: Iterable[ScaleSample], pushes: Iterable[PushWindow] = ())
     return points
 
 
+def points_of(samples: Iterable[dict[str, object]], pushes: Iterable[dict[str, object]]) -> list[ScalePoint]:
+    """aggregate() over the dicts a benchmark.json keeps."""
+    return aggregate(
+        (ScaleSample.model_validate(s) for s in samples), (PushWindow.model_validate(w) for w in pushes)
+    )
+
+
 def _arm_rank(arm: str) -> int:
     order = list(DATA_PLANE)
     return order.index(arm) if arm in order else len(order)
 
 
-def markdown_table(points: Sequence[ScalePoint]) -> str:
-    lines = [
-        "| arm | pods | data-plane mCPU | data-plane MiB | MiB per pod | proxies | istiod mCPU | istiod MiB "
-        "| istiod push (ms, mean) | pushes |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+TABLE_HEADERS = (
+    "arm",
+    "pods",
+    "data-plane mCPU",
+    "data-plane MiB",
+    "MiB per pod",
+    "proxies",
+    "istiod mCPU",
+    "istiod MiB",
+    "istiod push (ms, mean)",
+    "pushes",
+)
+
+
+def table_row(p: ScalePoint) -> list[str]:
+    return [
+        p.arm,
+        str(p.pods),
+        f"{p.dataplane_cpu_m:.1f}",
+        f"{p.dataplane_memory_mib:.1f}",
+        _num(p.memory_per_pod_mib, 2),
+        str(p.proxies),
+        _num(p.istiod_cpu_m, 1),
+        _num(p.istiod_memory_mib, 1),
+        _num(p.push_ms, 1),
+        _num(p.pushes, 0),
     ]
-    for p in points:
-        lines.append(
-            f"| {p.arm} | {p.pods} | {p.dataplane_cpu_m:.1f} | {p.dataplane_memory_mib:.1f} "
-            f"| {_num(p.memory_per_pod_mib, 2)} | {p.proxies} | {_num(p.istiod_cpu_m, 1)} "
-            f"| {_num(p.istiod_memory_mib, 1)} | {_num(p.push_ms, 1)} | {_num(p.pushes, 0)} |"
-        )
+
+
+def markdown_table(points: Sequence[ScalePoint]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADERS) + " |", "| --- |" + " ---: |" * (len(TABLE_HEADERS) - 1)]
+    lines += ["| " + " | ".join(table_row(p)) + " |" for p in points]
     return "\n".join(lines) + "\n"
 
 
@@ -178,6 +226,7 @@ def cost_plot(points: Sequence[ScalePoint]) -> bytes | None:
         ("istiod memory (MiB)", lambda p: p.istiod_memory_mib),
         ("istiod push time (ms, mean)", lambda p: p.push_ms),
     ]
+    counts = sorted({p.pods for p in points})
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
     for ax, (title, value) in zip(axes, panels, strict=True):
         for arm in arms:
@@ -188,6 +237,7 @@ def cost_plot(points: Sequence[ScalePoint]) -> bytes | None:
                 ax.plot(xs, ys, marker="o", color=colour(arm), label=arm)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("idle enrolled pods per arm (N)")
+        ax.set_xticks(counts, [str(c) for c in counts])
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -196,11 +246,3 @@ def cost_plot(points: Sequence[ScalePoint]) -> bytes | None:
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def scrape_istiod(port_forward: Any, pod: str, namespace: str, *, timeout_s: float = 10.0) -> str:
-    """istiod's /metrics through a port-forward (its image has no shell or curl)."""
-    with port_forward(pod, namespace, ISTIOD_METRICS_PORT) as local_port:
-        url = f"http://127.0.0.1:{local_port}/metrics"
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return str(response.read().decode("utf-8", errors="replace"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from meshproof.bench import scale
 from meshproof.bench.analysis import (
     CellSummary,
     MeshCost,
@@ -115,6 +116,7 @@ def build_plots(
             bench_plots.throughput_vs_connections(summaries),
         ),
         ("CPU and memory per 1000 req/s", "resources.png", bench_plots.resources_per_krps(costs)),
+        ("Cost of the mesh vs N idle pods", "scale-cost.png", scale.cost_plot(scale_points(results))),
     ]
     return [Plot(title, name, png) for title, name, png in candidates if png]
 
@@ -128,6 +130,9 @@ def _context(results: BenchmarkResults, source: str) -> dict[str, object]:
         "results": results,
         "source": source,
         "reference_arm": reference_arm(results),
+        "scale_table": scale.markdown_table(scale_points(results)) if results.scale_samples else "",
+        "scale_rows": [scale.table_row(p) for p in scale_points(results)],
+        "scale_headers": scale.TABLE_HEADERS,
         "settings": flatten_settings(results.plan),
         "summaries": summaries,
         "percentile_keys": PERCENTILE_KEYS,
@@ -140,6 +145,10 @@ def _context(results: BenchmarkResults, source: str) -> dict[str, object]:
         "fmt": fmt,
         "run_row": _run_row,
     }
+
+
+def scale_points(results: BenchmarkResults) -> list[scale.ScalePoint]:
+    return scale.points_of(results.scale_samples, results.scale_pushes)
 
 
 def _run_row(run: RunRecord) -> dict[str, str]:
