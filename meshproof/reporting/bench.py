@@ -95,7 +95,12 @@ def build_plots(
 ) -> list[Plot]:
     reference = reference_arm(results)
     cells = results.cells()
-    at_point = {s.cell: cells.get(s.cell, []) for s in bench_plots.reference_points(summaries)}
+    points = bench_plots.reference_points(summaries)
+    # the distribution at one load point: fortio's when there is one (latency is fortio's job)
+    tool = (
+        "fortio" if any(s.cell.tool == "fortio" for s in points) else next((s.cell.tool for s in points), "")
+    )
+    at_point = {s.cell: cells.get(s.cell, []) for s in points if s.cell.tool == tool}
     candidates = [
         (
             f"Mesh overhead over {reference} (headline)",

@@ -48,10 +48,10 @@ def _plain(value: float, _pos: object = None) -> str:
 
 
 def readable_log_axis(ax: Axes, axis: str = "y") -> None:
-    """Log scale with plain-number ticks at 1-2-5 steps and no overlapping minor labels."""
+    """Log scale with plain-number ticks (1, 1.5, 2, 3, 5, 7 per decade) and no minor labels."""
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
     target.set_major_formatter(FuncFormatter(_plain))
     target.set_minor_formatter(NullFormatter())
 
@@ -106,6 +106,8 @@ def latency_by_arm(summaries: Sequence[CellSummary]) -> bytes | None:
         )
     ax.set_xticks([k + width * (len(cells) - 1) / 2 for k in range(len(keys))], keys)
     readable_log_axis(ax, "y")
+    lowest = min((v for s in cells for v in s.percentiles_ms.values() if v > 0), default=1.0)
+    ax.set_ylim(bottom=lowest / 2)  # bars on a log axis start somewhere: half the smallest value
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Latency percentiles per arm (median over repetitions; whiskers: min-max)")
     # below the axes: a legend inside would cover the bars
@@ -237,7 +239,8 @@ def latency_cdf(runs_by_cell: dict[CellKey, list[RunRecord]]) -> bytes | None:
     cells = {c: runs for c, runs in cells.items() if runs}
     if not cells:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig.subplots_adjust(wspace=0.3)
     for cell in sorted(cells, key=lambda c: _arm_rank(c.arm)):
         for i, run in enumerate(sorted(cells[cell], key=lambda r: r.repetition)):
             _, ends, counts = run.histogram.arrays()
@@ -249,7 +252,7 @@ def latency_cdf(runs_by_cell: dict[CellKey, list[RunRecord]]) -> bytes | None:
     for ax in (left, right):
         readable_log_axis(ax, "x")
         ax.set_xlabel("latency (ms, log scale)")
-        ax.grid(which="both", alpha=0.25)
+        ax.grid(which="major", alpha=0.3)
     left.set_ylabel("share of requests at or below")
     right.set_yscale("log")
     right.set_ylabel("share of requests above (tail)")
@@ -260,16 +263,21 @@ def latency_cdf(runs_by_cell: dict[CellKey, list[RunRecord]]) -> bytes | None:
 
 
 def throughput_vs_connections(summaries: Sequence[CellSummary]) -> bytes | None:
-    """Achieved throughput against connections per arm: the max-throughput cells when there are two
-    connection counts or more, else the fixed-rate cells of the connection sweep."""
+    """Achieved throughput against connections per arm, for one tool: its max-throughput cells when they
+    span two connection counts or more, else the fixed-rate cells of its connection sweep."""
+    cells: list[CellSummary] = []
     for pick in (
         lambda s: s.cell.requested_qps is None,
         lambda s: "connection-sweep" in s.scenarios,
     ):
-        cells = [s for s in summaries if s.throughput is not None and pick(s)]
-        if len({s.cell.connections for s in cells}) >= 2:
+        for tool in ("fortio", "locust"):
+            mine = [s for s in summaries if s.throughput is not None and s.cell.tool == tool and pick(s)]
+            if len({s.cell.connections for s in mine}) >= 2:
+                cells = mine
+                break
+        if cells:
             break
-    else:
+    if not cells:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm in sorted({s.cell.arm for s in cells}, key=_arm_rank):
@@ -279,14 +287,16 @@ def throughput_vs_connections(summaries: Sequence[CellSummary]) -> bytes | None:
             [s.throughput or 0.0 for s in mine],
             marker="o",
             color=colour(arm),
-            label=f"{arm} ({mine[0].cell.tool})",
+            label=arm,
         )
     connections = sorted({s.cell.connections for s in cells})
     readable_log_axis(ax, "x")
     ax.set_xticks(connections, [str(c) for c in connections])
     ax.set_xlabel("connections")
     ax.set_ylabel("achieved throughput (req/s)")
-    ax.set_title("Throughput vs connections (median over repetitions)")
+    qps = cells[0].cell.requested_qps
+    what = "as fast as possible" if qps is None else f"at {qps:g} req/s requested"
+    ax.set_title(f"Throughput vs connections, {cells[0].cell.tool} {what} (median over repetitions)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
