@@ -3,10 +3,9 @@ Locust core defaults (the real server and fortio are in tests/local_real/test_be
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pytest
+from fixtures_data.bench_runs import run_record
 
 from meshproof.bench.calibrate import (
     REFERENCE_ARM,
@@ -15,7 +14,7 @@ from meshproof.bench.calibrate import (
     shift_arm,
     table,
 )
-from meshproof.bench.histogram import histogram_from_samples, summary_from_samples
+from meshproof.bench.histogram import histogram_from_samples
 from meshproof.bench.local import (
     LocalArm,
     LocalBenchError,
@@ -28,26 +27,7 @@ from meshproof.bench.model import BenchmarkResults, RunRecord
 
 
 def run(arm: str, rep: int, samples: np.ndarray, valid: bool = True) -> RunRecord:
-    return RunRecord(
-        run_id=f"{arm}-r{rep}",
-        tool="fortio",
-        arm=arm,
-        repetition=rep,
-        order=rep,
-        target="http://127.0.0.1/echo",
-        requested_qps=1000,
-        connections=16,
-        requested_duration_s=5,
-        started_at=datetime(2026, 1, 1, tzinfo=UTC),
-        actual_duration_s=5,
-        actual_qps=1000 if valid else 900,
-        requests=samples.size,
-        errors=0,
-        latency=summary_from_samples(samples),
-        histogram=histogram_from_samples(samples),
-        valid=valid,
-        invalid_reasons=[] if valid else ["actual QPS 900.0 is 90.0% of the requested 1000"],
-    )
+    return run_record(samples, arm=arm, rep=rep, actual_qps=1000 if valid else 900, valid=valid)
 
 
 def session(

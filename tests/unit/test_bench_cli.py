@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_data.bench_runs import run_record
 
-from meshproof.bench.histogram import histogram_from_samples, summary_from_samples
-from meshproof.bench.model import BenchmarkResults, RunRecord
+from meshproof.bench.model import BenchmarkResults
 from meshproof.commands import bench as bench_cmd
 
 
@@ -25,30 +24,14 @@ def results_dir(
     runs = []
     for rep in range(1, reps + 1):
         samples = (0.3 + rng.lognormal(np.log(0.2), 0.3, 20000)) * scale * (1 + rng.normal(0, 0.02))
-        runs.append(
-            RunRecord(
-                run_id=f"fortio-local-r{rep}",
-                tool="fortio",
-                arm="local",
-                repetition=rep,
-                order=rep - 1,
-                target="http://127.0.0.1:8080/echo",
-                requested_qps=1000,
-                connections=8,
-                requested_duration_s=20,
-                started_at=datetime(2026, 11, 26, tzinfo=UTC),
-                actual_duration_s=20,
-                actual_qps=(1000 if valid else 700) - rng.uniform(0, 2),
-                requests=samples.size,
-                errors=0,
-                latency=summary_from_samples(samples),
-                histogram=histogram_from_samples(samples),
-                valid=valid,
-                invalid_reasons=[]
-                if valid
-                else ["actual QPS 700.0 is 70.0% of the requested 1000 (minimum 99%)"],
-            )
+        run = run_record(
+            samples,
+            arm="local",
+            rep=rep,
+            actual_qps=(1000 if valid else 700) - rng.uniform(0, 2),
+            valid=valid,
         )
+        runs.append(run.model_copy(update={"connections": 8, "order": rep - 1}))
     directory = tmp_path / name
     BenchmarkResults(kind="local", runs=runs).save(directory)
     return directory

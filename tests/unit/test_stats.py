@@ -9,10 +9,9 @@ judged, the relative interval cannot blow up, an invalid current run is "could n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pytest
+from fixtures_data.bench_runs import run_record
 
 from meshproof.bench.compare import EXIT_CODES, Thresholds, Verdict, compare_cell, judge
 from meshproof.bench.histogram import histogram_from_samples, summary_from_samples
@@ -35,26 +34,7 @@ def run(
     valid: bool = True,
     histogram: Histogram | None = None,
 ) -> RunRecord:
-    return RunRecord(
-        run_id=f"r{rep}",
-        tool="fortio",
-        arm="sidecar",
-        repetition=rep,
-        order=rep,
-        target="http://127.0.0.1/echo",
-        requested_qps=1000,
-        connections=16,
-        requested_duration_s=10,
-        started_at=datetime(2026, 1, 1, tzinfo=UTC),
-        actual_duration_s=10,
-        actual_qps=qps,
-        requests=len(samples),
-        errors=0,
-        latency=summary_from_samples(samples),
-        histogram=histogram or histogram_from_samples(samples),
-        valid=valid,
-        invalid_reasons=[] if valid else ["actual QPS 700.0 is 70.0% of the requested 1000"],
-    )
+    return run_record(samples, rep=rep, actual_qps=qps, valid=valid, histogram=histogram)
 
 
 def latencies(rng: np.random.Generator, n: int, shift_ms: float = 0.0, drift: float = 0.03) -> np.ndarray:
