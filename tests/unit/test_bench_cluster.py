@@ -495,6 +495,8 @@ def test_locust_run_from_the_master_log_and_cleanup() -> None:
     )
     m = executor(cluster, "ambient", resources={"enabled": False}).measure_locust("ambient", 1, 0)
     assert m.run.valid and m.run.tool == "locust" and m.run.requests == 3000
+    workers = executor(cluster, "ambient").plan.locust.workers
+    assert m.run.loadgen_cores == workers and m.run.requests_per_loadgen_core == m.run.actual_qps / workers
     assert ("condition", "Job", "locust-master", "Complete") in cluster.waits
     kinds = [d["kind"] for d in cluster.applied]
     assert kinds == ["ConfigMap", "Job", "Deployment"]  # the workers only once the master has an IP
