@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from meshproof.bench.analysis import mesh_costs, reference_arm
 from meshproof.bench.calibrate import CALIBRATION_FILE, CalibrationSpec, run_calibration, table
 from meshproof.bench.compare import (
     ALL_METRICS,
@@ -34,10 +35,10 @@ from meshproof.bench.delayserver import MAX_DELAY_MS
 from meshproof.bench.fortio import FortioFailed, FortioMissing
 from meshproof.bench.local import LocalBenchError, LocalBenchSpec, parse_arms, run_local
 from meshproof.bench.locust import LocustFailed
-from meshproof.bench.model import ResultsError, load_results, results_path
+from meshproof.bench.model import BenchmarkResults, ResultsError, load_results, results_path
 from meshproof.bench.stats import DEFAULT_REPETITIONS, MIN_REPS_FOR_INTERVAL
 from meshproof.bench.validity import ValidityLimits
-from meshproof.reporting.bench import rebuild_reports, write_reports
+from meshproof.reporting.bench import fmt_interval, rebuild_reports, write_reports
 from meshproof.reporting.bench_compare import console_tables, write_comparison
 
 EXIT_OK = 0
@@ -257,6 +258,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     invalid = [r for r in results.runs if not r.valid]
     print(f"wrote {paths.json}, {paths.markdown.name}, {paths.html.name}")
     print(f"{len(results.runs)} runs, {len(invalid)} invalid")
+    for line in ab_lines(results):
+        print(line)
     if invalid:
         print(
             f"meshproof bench: {len(invalid)} run(s) invalid: {invalid[0].invalid_reasons[0]}",
@@ -264,6 +267,20 @@ def cmd_local(args: argparse.Namespace) -> int:
         )
         return EXIT_REGRESSION
     return EXIT_OK
+
+
+def ab_lines(results: BenchmarkResults) -> list[str]:
+    """One line per arm of an A/B run: its difference to the first arm at p50/p90/p99, paired."""
+    lines = []
+    reference = reference_arm(results)
+    for cost in mesh_costs(results):
+        parts = []
+        for d in cost.diffs:
+            if d.metric in ("p50", "p90", "p99"):
+                interval = fmt_interval(d.diff_low, d.diff_high) if d.has_interval else "no interval"
+                parts.append(f"{d.metric} {d.diff:+.3f} ms {interval}")
+        lines.append(f"{cost.cell.arm} - {reference}: " + ", ".join(parts))
+    return lines
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:

@@ -61,7 +61,9 @@ def _fortio_or_fail() -> None:
         pytest.fail(str(exc))
 
 
-def test_bench_local_alternates_two_arms_into_one_result(tmp_path: Path) -> None:
+def test_bench_local_alternates_two_arms_into_one_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fortio_or_fail()
     with serving_in_process([0.0, 1.0]) as (fast, slow):
         argv = ["local", "--url", f"base={fast}/echo", "--url", f"slow={slow}/echo", "--tool", "fortio"]
@@ -86,7 +88,8 @@ def test_bench_local_alternates_two_arms_into_one_result(tmp_path: Path) -> None
         assert {arm for _, arm in orders} == {"base", "slow"}
         assert orders[1][0] == orders[0][0] + 1  # the two arms of a repetition run back to back
     markdown = (tmp_path / "benchmark.md").read_text(encoding="utf-8")
-    assert "slow" in markdown and "base" in markdown
+    assert "## Difference to base" in markdown and "### slow fortio qps=100 c=2" in markdown
+    assert "slow - base: p50 +" in capsys.readouterr().out  # the console says the 1 ms at once
 
 
 def test_calibrate_end_to_end_with_tiny_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

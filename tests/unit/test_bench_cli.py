@@ -126,6 +126,9 @@ def test_compare_flags_a_slowdown_and_writes_the_report(
     assert report["verdict"] == "regressed" and report["exit_code"] == 1
     assert any(r["metric"] == "p50" and r["verdict"] == "regressed" for r in report["rows"])
     assert "# meshproof benchmark comparison" in (slow / "comparison.md").read_text(encoding="utf-8")
+    html = (slow / "comparison.html").read_text(encoding="utf-8")
+    assert "REGRESSED (exit 1)" in html and "<th>minimum latency effect</th><td>0.05 ms</td>" in html
+    assert '<tr class="regressed">' in html and "<script" not in html
 
 
 def test_compare_passes_an_unchanged_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
