@@ -7,6 +7,7 @@ so a report never embeds an empty chart.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 
 import matplotlib
@@ -23,7 +24,7 @@ from meshproof.bench.analysis import CellSummary, MeshCost, ResourceCost
 from meshproof.bench.model import ARM_NAMES, REPORTED_PERCENTILES, CellKey, RunRecord, percentile_key
 
 ARM_COLOURS = {"no-mesh": "#4d4d4d", "sidecar": "#d95f02", "ambient": "#1b9e77", "waypoint": "#7570b3"}
-_EXTRA_COLOURS = ("#1f78b4", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+_EXTRA_COLOURS = ("#1f78b4", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#17becf", "#8c564b", "#bcbd22")
 HEADLINE_PERCENTILES = ("p50", "p90", "p99")
 # Published added latency over no mesh, ms (perf-anchors §0): Istio 1.20 sidecar pair and Istio 1.22
 # ambient L4 (two ztunnels), 1 kB at 1000 req/s on bare metal. No p50 was published.
@@ -33,11 +34,17 @@ PUBLISHED_OVERHEAD_MS: dict[str, tuple[str, dict[str, float]]] = {
 }
 
 
+_ASSIGNED: dict[str, str] = {}
+
+
 def colour(arm: str) -> str:
-    """The arm's colour: fixed for the four mesh arms, stable per name for others (local A/B arms)."""
+    """The arm's colour: fixed for the four mesh arms; other names (local A/B arms) take the next free
+    colour of a palette in the order first drawn, so one report's plots agree and arms do not share one."""
     if arm in ARM_COLOURS:
         return ARM_COLOURS[arm]
-    return _EXTRA_COLOURS[sum(arm.encode()) % len(_EXTRA_COLOURS)]
+    if arm not in _ASSIGNED:
+        _ASSIGNED[arm] = _EXTRA_COLOURS[len(_ASSIGNED) % len(_EXTRA_COLOURS)]
+    return _ASSIGNED[arm]
 
 
 def _plain(value: float, _pos: object = None) -> str:
@@ -48,10 +55,15 @@ def _plain(value: float, _pos: object = None) -> str:
 
 
 def readable_log_axis(ax: Axes, axis: str = "y") -> None:
-    """Log scale with plain-number ticks (1, 1.5, 2, 3, 5, 7 per decade) and no minor labels."""
+    """Log scale with plain-number ticks and no minor labels; call it after drawing. Tick density
+    follows the span, so labels never run into each other: 1-1.5-2-3-5-7 within about a decade,
+    1-2-5 up to three decades, powers of ten beyond."""
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    decades = math.log10(high / low) if low > 0 and high > low else 1.0
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades <= 1.2 else (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
     target.set_major_formatter(FuncFormatter(_plain))
     target.set_minor_formatter(NullFormatter())
 
@@ -177,43 +189,50 @@ def resources_per_krps(costs: Sequence[ResourceCost]) -> bytes | None:
 def overhead_headline(costs: Sequence[MeshCost], reference: str) -> bytes | None:
     """The headline: each arm's added latency over the reference arm (no mesh) at p50/p90/p99 with its
     95% interval, at the load point measured in the most arms, and the published overheads as dashed
-    reference lines. A hollow marker has no interval (fewer than two repetitions)."""
+    reference lines. One panel per percentile, each with its own scale: a wide p99 interval must not
+    flatten a clear p50 difference. A hollow marker has no interval (fewer than two repetitions)."""
     chosen = _headline_costs(costs)
     if not chosen:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.4))
-    width = 0.7 / len(chosen)
-    for i, cost in enumerate(chosen):
-        arm = cost.cell.arm
-        diffs = {d.metric: d for d in cost.diffs}
-        for k, key in enumerate(HEADLINE_PERCENTILES):
-            d = diffs.get(key)
+    fig, axes = plt.subplots(1, len(HEADLINE_PERCENTILES), figsize=(11, 4.2))
+    fig.subplots_adjust(wspace=0.35)
+    published_labels: set[str] = set()
+    for ax, key in zip(axes, HEADLINE_PERCENTILES, strict=True):
+        for i, cost in enumerate(chosen):
+            arm = cost.cell.arm
+            d = next((d for d in cost.diffs if d.metric == key), None)
             if d is None:
                 continue
-            x = k - 0.35 + width * (i + 0.5)
-            label = f"{arm} - {reference}" if k == 0 else None
+            label = f"{arm} - {reference}" if key == HEADLINE_PERCENTILES[0] else None
             if d.has_interval:
                 yerr = [[d.diff - d.diff_low], [d.diff_high - d.diff]]  # type: ignore[operator]
-                ax.errorbar(x, d.diff, yerr=yerr, fmt="o", color=colour(arm), capsize=4, label=label)
+                ax.errorbar(i, d.diff, yerr=yerr, fmt="o", color=colour(arm), capsize=4, label=label)
             else:
-                ax.plot(x, d.diff, "o", mfc="none", color=colour(arm), label=label)
+                ax.plot(i, d.diff, "o", mfc="none", color=colour(arm), label=label)
             published = PUBLISHED_OVERHEAD_MS.get(arm)
             if published and key in published[1]:
+                name = f"published: {published[0]}"
                 ax.hlines(
                     published[1][key],
-                    x - width / 2,
-                    x + width / 2,
+                    i - 0.35,
+                    i + 0.35,
                     colors=colour(arm),
                     linestyles="dashed",
-                    label=f"published: {published[0]}" if key == "p90" else "_nolegend_",
+                    label=name if name not in published_labels else "_nolegend_",
                 )
-    ax.axhline(0, color="#888888", linewidth=0.8)
-    ax.set_xticks(range(len(HEADLINE_PERCENTILES)), HEADLINE_PERCENTILES)
-    ax.set_ylabel(f"added latency over {reference} (ms)")
-    point = chosen[0].cell.point()
-    ax.set_title(f"Mesh overhead at {point} (mean over repetitions, 95% interval)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+                published_labels.add(name)
+        ax.axhline(0, color="#888888", linewidth=0.8)
+        ax.set_xticks(range(len(chosen)), [c.cell.arm for c in chosen], rotation=20, fontsize=8)
+        ax.set_xlim(-0.6, len(chosen) - 0.4)
+        ax.set_title(key)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"added latency over {reference} (ms)")
+    fig.suptitle(
+        f"Overhead over {reference} at {chosen[0].cell.point()} (mean over repetitions, 95% interval)"
+    )
+    handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
+    labels = [lb for ax in axes for lb in ax.get_legend_handles_labels()[1]]
+    fig.legend(handles, labels, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     return _png(fig)
 
 
