@@ -24,7 +24,7 @@ from meshproof.bench.model import (
     load_results,
 )
 from meshproof.bench.plan import load_plan
-from meshproof.reporting.bench import rebuild_reports, write_reports
+from meshproof.reporting.bench import ReportPaths, rebuild_reports, write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # added latency per arm in ms: the shape of the published anchors (perf-anchors §0), not their values
@@ -144,8 +144,14 @@ def test_resources_per_1000_rps_and_per_path(results: BenchmarkResults) -> None:
     assert paths["waypoint"][0] == pytest.approx(365) and paths["sidecar"][1] == 120
 
 
-def test_reports_have_real_plots_embedded(results: BenchmarkResults, tmp_path: Path) -> None:
-    paths = write_reports(results, tmp_path)
+@pytest.fixture(scope="module")
+def written(results: BenchmarkResults, tmp_path_factory: pytest.TempPathFactory) -> ReportPaths:
+    """The reports written once for the tests that read them (plots cost about a second each)."""
+    return write_reports(results, tmp_path_factory.mktemp("report"))
+
+
+def test_reports_have_real_plots_embedded(written: ReportPaths) -> None:
+    paths = written
     names = [p.name for p in paths.plots]
     assert names == [
         "overhead.png",  # the headline comes first
@@ -199,12 +205,11 @@ def test_log_axis_ticks_are_plain_numbers() -> None:
     assert [_plain(v) for v in (0.1, 0.25, 2.0, 40.0, 1000.0)] == ["0.1", "0.25", "2", "40", "1000"]
 
 
-def test_json_round_trip_and_rebuild(results: BenchmarkResults, tmp_path: Path) -> None:
-    write_reports(results, tmp_path)
-    loaded = load_results(tmp_path)
+def test_json_round_trip_and_rebuild(results: BenchmarkResults, written: ReportPaths) -> None:
+    loaded = load_results(written.json)
     assert loaded.runs == results.runs and loaded.version == SCHEMA_VERSION
-    (tmp_path / "benchmark.md").unlink()
-    paths = rebuild_reports(tmp_path / "benchmark.json")
+    written.markdown.unlink()
+    paths = rebuild_reports(written.json)
     assert paths.markdown.is_file() and len(paths.plots) == 7
 
 
