@@ -154,3 +154,136 @@ def test_idle_pods_are_enrolled_by_their_namespace_and_small() -> None:
     assert any(d["kind"] == "Service" for d in docs)
     ambient = next(d for d in yaml.safe_load_all(render_idle("ambient", settings, 10)) if d)
     assert "annotations" not in ambient["spec"]["template"]["metadata"]  # no sidecar sizing outside sidecar
+
+
+class ScaleFakeCluster:
+    """Answers like meshproof.kube.Cluster for measure_scale: as many running idle pods as the last
+    applied replicas, two ztunnels, a waypoint, istiod; PodMetrics in metrics-server's shape; istiod's
+    port-forward reaches a loopback HTTP server."""
+
+    def __init__(self, metrics_port: int) -> None:
+        self.metrics_port = metrics_port
+        self.replicas = 0
+        self.calls: list[tuple[str, ...]] = []
+        self.tick = 0
+
+    @staticmethod
+    def _pod(name: str, namespace: str, node: str = "n1") -> dict:
+        return {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"nodeName": node},
+            "status": {"phase": "Running"},
+        }
+
+    def apply(self, docs, *, test_id=None):  # type: ignore[no-untyped-def]
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        self.replicas = deployment["spec"]["replicas"]
+        self.calls.append(("apply", deployment["metadata"]["namespace"], str(self.replicas)))
+        return list(docs)
+
+    def wait_rollout(self, kind: str, name: str, namespace: str, *, timeout: float) -> dict:
+        self.calls.append(("wait", name, namespace))
+        return {}
+
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, **_kw: object
+    ) -> None:
+        self.calls.append(("delete", name, str(namespace)))
+        self.replicas = 0
+
+    def pods(self, namespace: str, label_selector: str | None = None) -> list[dict]:
+        if label_selector == "app=idle":
+            return [self._pod(f"idle-{i}", namespace) for i in range(self.replicas)]
+        if label_selector == "app=istiod":
+            return [self._pod("istiod-0", namespace)]
+        if label_selector and "gateway-name=waypoint" in label_selector:
+            return [self._pod("waypoint-0", namespace)]
+        return []
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict]:
+        return (
+            [self._pod(f"ztunnel-{n}", "ztunnel", n) for n in ("n1", "n2")]
+            if label_selector == "app=ztunnel"
+            else []
+        )
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        if kind != "PodMetrics":
+            return None
+        self.tick += 1
+        container = "discovery" if name.startswith("istiod") else "istio-proxy"
+        return {
+            "apiVersion": "metrics.k8s.io/v1beta1",
+            "kind": "PodMetrics",
+            "metadata": {"name": name, "namespace": namespace},
+            "timestamp": f"2030-01-01T00:00:{self.tick % 60:02d}Z",
+            "window": "15.021s",
+            "containers": [{"name": container, "usage": {"cpu": "4000000n", "memory": "30Mi"}}],
+        }
+
+    def port_forward(self, pod: str, namespace: str, port: int):  # type: ignore[no-untyped-def]
+        from contextlib import nullcontext
+
+        self.calls.append(("port-forward", pod, str(port)))
+        return nullcontext(self.metrics_port)
+
+
+def test_measure_scale_drives_each_arm_through_every_count_and_cleans_up() -> None:
+    import http.server
+    import threading
+
+    from meshproof.bench.scale_cluster import ScaleTargets, measure_scale
+
+    # a real Istio component's /metrics text (ztunnel's) served on loopback stands in for istiod's
+    body = capture("ztunnel-1.27.9-istiod", "metrics.txt").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cluster = ScaleFakeCluster(server.server_address[1])
+        settings = ArmSettings(run_id="r1", sizing=PodSizing(), placement="any")
+        slept: list[float] = []
+        samples, windows, notes = measure_scale(
+            cluster,
+            ["sidecar", "waypoint"],
+            settings,
+            [5, 2],
+            targets=ScaleTargets(ztunnel_namespace="ztunnel"),
+            settle_s=30,
+            samples=2,
+            interval_s=7,
+            timeout_s=60,
+            sleep=slept.append,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    applies = [c for c in cluster.calls if c[0] == "apply"]
+    assert applies == [
+        ("apply", "mp-bench-r1-sidecar", "2"),
+        ("apply", "mp-bench-r1-sidecar", "5"),
+        ("apply", "mp-bench-r1-waypoint", "2"),
+        ("apply", "mp-bench-r1-waypoint", "5"),
+    ]
+    assert ("delete", "idle", "mp-bench-r1-sidecar") in cluster.calls  # nothing left behind
+    assert ("port-forward", "istiod-0", "15014") in cluster.calls
+    assert slept.count(30) == 4 and slept.count(7) == 4  # settle per count; samples 7 s apart
+    points = {(p.arm, p.pods): p for p in aggregate(samples, windows)}
+    assert points[("sidecar", 5)].proxies == 5 and points[("sidecar", 5)].dataplane_memory_mib == 150
+    assert points[("waypoint", 2)].proxies == 3  # two ztunnels and the waypoint
+    assert points[("waypoint", 2)].istiod_memory_mib == 30
+    # the scraped text has no pilot_proxy_convergence_time: a window with no push, and no made-up time
+    assert len(windows) == 4 and all(w.mean_push_ms is None for w in windows)
+    assert not notes
