@@ -182,6 +182,7 @@ def test_reports_have_real_plots_embedded(written: ReportPaths) -> None:
     ):
         assert heading in md
     assert "### sidecar fortio qps=1000 c=16 1024B" in md
+    assert "req/s per loadgen core |" in md and "<th>req/s per loadgen core</th>" in html
     # every setting of the run is in both reports (issue 12: the HTML omitted duration, warm-up, ...)
     for key in ("duration_s", "warmup_s", "validity.min_qps_ratio", "fortio.connection_sweep.qps"):
         assert f"| {key} |" in md and f"<th>{key}</th>" in html
