@@ -44,3 +44,16 @@ def run_record(
         valid=valid,
         invalid_reasons=[] if valid else [INVALID_REASON.format(qps=actual_qps, pct=actual_qps / 10)],
     )
+
+
+def pod_metrics(name: str, namespace: str | None, tick: int, usage: dict[str, dict[str, str]]) -> dict:
+    """A metrics.k8s.io/v1beta1 PodMetrics as metrics-server serves it: container name -> usage
+    ({"cpu": "210m", "memory": "60Mi"}); `tick` makes the timestamp (one distinct sample per tick)."""
+    return {
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "kind": "PodMetrics",
+        "metadata": {"name": name, "namespace": namespace},
+        "timestamp": f"2030-01-01T00:00:{tick % 60:02d}Z",
+        "window": "15.021s",
+        "containers": [{"name": container, "usage": u} for container, u in usage.items()],
+    }

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fixtures_data.bench_runs import pod_metrics
 
 from meshproof.bench.cluster import (
     ArmDeployment,
@@ -179,17 +180,15 @@ class FakeCluster:
             with self.lock:
                 self.metric_calls += 1
                 tick = self.metric_calls
-            return {
-                "apiVersion": "metrics.k8s.io/v1beta1",
-                "kind": "PodMetrics",
-                "metadata": {"name": name, "namespace": namespace},
-                "timestamp": f"2030-01-01T00:00:{tick % 60:02d}Z",
-                "window": "15.021s",
-                "containers": [
-                    {"name": "fortio", "usage": {"cpu": "150000000n", "memory": "20480Ki"}},
-                    {"name": "istio-proxy", "usage": {"cpu": "210m", "memory": "60Mi"}},
-                ],
-            }
+            return pod_metrics(
+                name,
+                namespace,
+                tick,
+                {
+                    "fortio": {"cpu": "150000000n", "memory": "20480Ki"},
+                    "istio-proxy": {"cpu": "210m", "memory": "60Mi"},
+                },
+            )
         return None
 
     def list(

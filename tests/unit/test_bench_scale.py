@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from fixtures_data.bench_runs import pod_metrics
 from fixtures_data.shared_data import capture
 
 from meshproof.bench.cluster import ArmSettings
@@ -214,14 +215,7 @@ class ScaleFakeCluster:
             return None
         self.tick += 1
         container = "discovery" if name.startswith("istiod") else "istio-proxy"
-        return {
-            "apiVersion": "metrics.k8s.io/v1beta1",
-            "kind": "PodMetrics",
-            "metadata": {"name": name, "namespace": namespace},
-            "timestamp": f"2030-01-01T00:00:{self.tick % 60:02d}Z",
-            "window": "15.021s",
-            "containers": [{"name": container, "usage": {"cpu": "4000000n", "memory": "30Mi"}}],
-        }
+        return pod_metrics(name, namespace, self.tick, {container: {"cpu": "4000000n", "memory": "30Mi"}})
 
     def port_forward(self, pod: str, namespace: str, port: int):  # type: ignore[no-untyped-def]
         from contextlib import nullcontext
