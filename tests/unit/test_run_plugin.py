@@ -91,7 +91,7 @@ def test_report_records_outcomes_features_and_unsupported(suite: pytest.Pytester
         "test_fails": "failed",
     }
     reasons = {r["name"].split("::")[1]: r["reason"] for r in data["notRun"]}
-    assert "needs sidecar mode; this run installed the mesh in ambient mode" in reasons["test_sidecar_only"]
+    assert "needs sidecar mode; this run is for ambient mode (--mode ambient)" in reasons["test_sidecar_only"]
     assert "add --features gie" in reasons["test_needs_gie"]
     assert data["results"]["mtls"]["result"] == "passed"  # unsupported tests do not make it partial
     assert data["results"]["authz"]["failed"] == 1
@@ -120,7 +120,12 @@ def test_report_is_written_when_the_run_is_interrupted(suite: pytest.Pytester, t
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = read_report(results)
     assert data["status"] == "interrupted"
-    assert [t["outcome"] for t in data["tests"]] == ["passed"]
+    # every selected test is in the report: the ones the interruption stopped as notRun
+    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {
+        "test_first": "passed",
+        "test_second": "notRun",
+        "test_third": "notRun",
+    }
 
 
 def test_sigterm_interrupts_and_still_writes_the_report(
@@ -138,7 +143,11 @@ def test_sigterm_interrupts_and_still_writes_the_report(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = read_report(results)
     assert data["status"] == "interrupted"
-    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {"test_first": "passed"}
+    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {
+        "test_first": "passed",
+        "test_killed": "notRun",
+        "test_never": "notRun",
+    }
 
 
 def test_xdist_workers_share_the_run_and_the_controller_writes_one_report(
@@ -196,7 +205,8 @@ def test_preflight_stops_before_the_first_test_with_one_message(
     assert "kind" in line and "docker" in line
     assert "meshproof tools install kind" in output  # how to get what is missing
     data = read_report(results)
-    assert data["status"] == "aborted" and "cannot run the suites" in data["abortReason"]
+    assert data["status"] == "aborted" and "cannot run the suites" in data["abortReason"]["message"]
+    assert data["abortReason"]["phase"] == "preflight"
 
 
 def test_collect_only_needs_no_cluster(pytester: pytest.Pytester, tmp_path: Path, monkeypatch):
