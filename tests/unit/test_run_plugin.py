@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures_data.stand_ins import install_stand_ins
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -346,17 +347,6 @@ def test_evidence_properties_reach_junit_xml(suite: pytest.Pytester, tmp_path: P
 
 # --- provisioning that fails: abortReason, notRun, one message, live progress ---------------------------
 
-STAND_IN_KIND = """#!/bin/sh
-# stand-in kind: answers the version probe and cluster listing, refuses to create anything
-case "$1 $2" in
-  "version "*) echo "kind v0.30.0 go1.24.6 linux/amd64"; exit 0;;
-  "get clusters") exit 0;;
-esac
-echo "stand-in kind: line one of the refusal" >&2
-echo "stand-in kind: cannot $*" >&2
-exit 1
-"""
-
 
 def test_provisioning_failure_aborts_the_run_and_the_report_explains_it(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -376,11 +366,7 @@ def test_provisioning_failure_aborts_the_run_and_the_report_explains_it(
             "def test_third():\n    pass\n"
         )
     )
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "kind").write_text(STAND_IN_KIND)
-    (bin_dir / "kind").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    monkeypatch.setenv("PATH", install_stand_ins(tmp_path / "bin", ("kind",)))
     monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     monkeypatch.setenv("MESHPROOF_CACHE_DIR", str(tmp_path / "cache"))
     results = tmp_path / "results"
