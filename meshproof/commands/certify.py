@@ -55,9 +55,7 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"meshproof certify: {exc}", file=sys.stderr)
             return 2
-        narrowing = [
-            a for a in args.pytest_args if a.split("=")[0] in NARROWING_ARGS or not a.startswith("-")
-        ]
+        narrowing = narrowing_args(args.pytest_args)
         if narrowing:
             print(
                 f"meshproof certify: profile {args.profile_name} is a fixed selection; drop "
@@ -88,6 +86,24 @@ def run(args: argparse.Namespace) -> int:
         return verdict.exit_code
     # a conformant report and a failing pytest child disagree: trust the failure
     return rc
+
+
+def narrowing_args(pytest_args: list[str]) -> list[str]:
+    """The pytest arguments that could leave out tests: selection flags (with their values), test paths."""
+    found: list[str] = []
+    takes_value = False
+    for arg in pytest_args:
+        if takes_value:
+            found.append(arg)
+            takes_value = False
+        elif arg in NARROWING_ARGS:
+            found.append(arg)
+            takes_value = arg in ("-m", "-k", "--deselect")
+        elif arg.split("=")[0] in NARROWING_ARGS or arg[:2] in ("-m", "-k"):
+            found.append(arg)  # --deselect=x, -mmtls
+        elif not arg.startswith("-") and ("::" in arg or Path(arg).exists()):
+            found.append(arg)
+    return found
 
 
 def pytest_command(args: argparse.Namespace, results_dir: Path) -> list[str]:

@@ -99,6 +99,12 @@ class ConformanceReport:
         if nodeid not in self.results:
             self.results[nodeid] = CaseResult(nodeid, Outcome.NOT_RUN, features=features)
 
+    def classify(self, nodeid: str, role: str) -> None:
+        """Mark a test as `required` or `optional` for the run's profile."""
+        listed = self.profile.setdefault(role, [])
+        if nodeid not in listed:
+            listed.append(nodeid)
+
     def abort(self, message: str, details: dict[str, Any] | None = None) -> None:
         """The run stopped before it could verify everything; the first cause is the one reported."""
         if self.status is not RunStatus.ABORTED:

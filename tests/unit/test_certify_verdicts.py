@@ -67,3 +67,20 @@ def test_certify_a_profile_refuses_a_narrower_selection(user_shell, capsys):
         "(it could leave out required tests)"
     )
     assert not (user_shell / "r").exists()  # nothing ran
+
+
+def test_only_arguments_that_could_drop_tests_count_as_narrowing(tmp_path, monkeypatch):
+    from meshproof.commands.certify import narrowing_args
+
+    monkeypatch.chdir(REPO)
+    assert narrowing_args(["-p", "no:cacheprovider", "-n", "4", "-x", "--timeout-scale=2"]) == []
+    assert narrowing_args(
+        ["-m", "mtls", "-kauthz", "--deselect", "a::b", "suites/conformance/test_mtls.py"]
+    ) == [
+        "-m",
+        "mtls",
+        "-kauthz",
+        "--deselect",
+        "a::b",
+        "suites/conformance/test_mtls.py",
+    ]

@@ -167,3 +167,18 @@ def test_every_profile_requires_tests_that_exist(name: str, suite_markers: dict[
         and not (other_mode and other_mode in markers and (profile.mode or "") not in markers)
     ]  # fmt: skip
     assert required, f"profile {name} selects no required test with {profile.required!r}"
+
+
+def test_under_xdist_the_controller_lists_the_required_tests_the_workers_ran(
+    inner: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    results = tmp_path / "r"
+    result = inner.runpytest_subprocess(
+        str(inner.path), "-n", "2", "--profile-name", "ambient-core", "--mode", "ambient",
+        "--results-dir", str(results), "-p", "no:cacheprovider", timeout=120,
+    )  # fmt: skip
+    assert result.ret == 1
+    profile = yaml.safe_load((results / "conformance-report.yaml").read_text())["profile"]
+    required = {t["name"].split("::")[1]: t["outcome"] for t in profile["required"]}
+    assert required == {"test_ambient_mtls": "passed", "test_ambient_authz": "skipped"}
