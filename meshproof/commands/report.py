@@ -9,17 +9,20 @@ from typing import Any
 import yaml
 
 from meshproof.reporting.conformance import REPORT_FILENAME
+from meshproof.reporting.conformance_html import render_html
 from meshproof.reporting.conformance_markdown import render_markdown
 from meshproof.reporting.verdict import judge
 
 MARKDOWN_NAME = "conformance-report.md"
+HTML_NAME = "conformance-report.html"
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="summarise a run's conformance report (exit non-zero unless the run is conformant)",
-        description="Print the per-feature results of reports/<run-id>/ and write conformance-report.md.",
+        description="Print the per-feature results of reports/<run-id>/ and write conformance-report.md "
+        "and conformance-report.html beside it.",
     )
     parser.add_argument("results", type=Path, metavar="DIR", help="a run's results dir or its report YAML")
     parser.set_defaults(func=run)
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     markdown = render_markdown(data)
     (report_path.parent / MARKDOWN_NAME).write_text(markdown)
+    (report_path.parent / HTML_NAME).write_text(render_html(data))
     print(markdown)
     if (report_path.parent / "benchmark.json").is_file():
         print(f"benchmark results too: meshproof bench report {report_path.parent}")

@@ -44,7 +44,11 @@ RULES = {
     "interrupted": ([passed()], {"status": RunStatus.INTERRUPTED}, ExitCode.STOPPED, "interrupted"),
     "aborted in preflight": (
         [],
-        {"status": RunStatus.ABORTED, "abort_reason": "docker missing", "abort_details": {"phase": "preflight"}},
+        {
+            "status": RunStatus.ABORTED,
+            "abort_reason": "docker missing",
+            "abort_details": {"phase": "preflight"},
+        },
         ExitCode.NOT_STARTED,
         "aborted during preflight (docker missing)",
     ),
@@ -91,7 +95,11 @@ def test_each_rule_decides_the_verdict_and_the_report_command_agrees(rule, tmp_p
     verdict = judge(data)
     assert (verdict.conformant, verdict.exit_code) == (exit_code == 0, exit_code)
     assert reason in verdict.reason
-    assert data["verdict"] == {"conformant": exit_code == 0, "exitCode": int(exit_code), "reason": verdict.reason}
+    assert data["verdict"] == {
+        "conformant": exit_code == 0,
+        "exitCode": int(exit_code),
+        "reason": verdict.reason,
+    }
     assert main(["report", str(path.parent)]) == exit_code
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"meshproof report: {verdict.reason}"  # one line saying which
@@ -103,17 +111,19 @@ def test_unsupported_and_skipped_never_count_as_passed(tmp_path):
     assert data["summary"]["unsupported"] == 1 and data["summary"]["skipped"] == 1
 
 
-def test_markdown_of_an_aborted_run_names_the_step_not_a_feature(tmp_path):
+def test_markdown_and_html_of_an_aborted_run_name_the_step_not_a_feature(tmp_path):
     path = written(
         tmp_path,
-        CaseResult("s::test_authz", Outcome.NOT_RUN, features=["authz"], reason="aborted during provisioning"),
+        CaseResult(
+            "s::test_authz", Outcome.NOT_RUN, features=["authz"], reason="aborted during provisioning"
+        ),
         status=RunStatus.ABORTED,
         abort_reason="step 2/7 'Start cloud-provider-kind' on c1 failed: command failed (exit 1)",
         abort_details={
             "phase": "provisioning",
             "step": "step 2/7 'Start cloud-provider-kind' on c1",
             "command": "docker run cloud-provider-kind",
-            "stderr": ["docker: Cannot connect to the Docker daemon"],
+            "stderr": ["docker: Cannot connect to the Docker daemon", "<script>alert(1)</script>"],
         },
     )
     markdown = render_markdown(yaml.safe_load(path.read_text()))
@@ -121,3 +131,13 @@ def test_markdown_of_an_aborted_run_names_the_step_not_a_feature(tmp_path):
     assert "docker: Cannot connect to the Docker daemon" in markdown
     assert "| authz | notRun | 0 | 0 | 0 | 0 | 1 |" in markdown  # not "authz failed"
     assert "authz | failed" not in markdown
+
+    assert main(["report", str(path.parent)]) == ExitCode.STOPPED
+    page = (path.parent / "conformance-report.html").read_text()
+    assert (
+        "<h2>aborted during provisioning: step 2/7 &#x27;Start cloud-provider-kind&#x27; on c1</h2>" in page
+    )
+    assert "<td>authz</td><td>notRun</td>" in page
+    assert (
+        "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    )  # report text stays inert
