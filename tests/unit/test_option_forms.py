@@ -52,10 +52,12 @@ def test_file_options_work_in_both_forms_from_outside_the_repository(form, outsi
         return [flag, outside[flag]] if form == "space" else [f"{flag}={outside[flag]}"]
 
     options = [arg for flag in FILE_OPTIONS for arg in spelled(flag)]
-    listed = run_pytest(tmp_path, "--collect-only", "-q", "-m", "ambient", "--provider", "existing", *options)
+    listed = run_pytest(tmp_path, "--collect-only", "-m", "ambient", "--provider", "existing", *options)
     assert listed.returncode == 0, listed.stdout[-1500:] + listed.stderr[-1500:]
     assert "unrecognized arguments" not in listed.stderr
-    assert "suites/conformance/test_mtls.py::" in listed.stdout  # the rootdir stayed in the repository
+    # the rootdir and ini stay the repository's, whatever directory an option's file lives in
+    assert f"rootdir: {REPO}\nconfigfile: pyproject.toml\ntestpaths: suites\n" in listed.stdout
+    assert "<Module test_mtls.py>" in listed.stdout
     # A real run gets as far as preflight, which reads the kubeconfig given: one line, exit 4.
     run = run_pytest(tmp_path, "-m", "ambient", "--provider", "existing", *options)
     assert run.returncode == 4
@@ -65,14 +67,15 @@ def test_file_options_work_in_both_forms_from_outside_the_repository(form, outsi
     assert data["config"]["timeout_scale"] == 2.0  # read from the profile file
 
 
-def test_the_options_plugin_is_an_entry_point_and_only_adds_options():
+def test_the_options_plugin_is_an_entry_point_and_only_adds_options_and_fixes_the_rootdir():
     import meshproof.pytest_plugin as plugin
 
     (entry,) = [e for e in entry_points(group="pytest11") if e.value == "meshproof.pytest_plugin"]
     # named after its module, so fixtures.run's `pytest_plugins` entry for it is a no-op, never a second copy
     assert entry.name == "meshproof.pytest_plugin"
     hooks = {name for name in vars(plugin) if name.startswith("pytest_")}
-    assert hooks == {"pytest_addoption"}  # inert in any other pytest run of this environment
+    # inert in any other pytest run of this environment: no fixtures, no reports, no selection
+    assert hooks == {"pytest_addoption", "pytest_load_initial_conftests"}
     conftest = (REPO / "conftest.py").read_text()
     assert "meshproof.pytest_plugin" not in conftest
 
