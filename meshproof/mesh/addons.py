@@ -60,7 +60,11 @@ def gie_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             undo_command=argv.kubectl(
                 cluster, "delete", "--kustomize", build.crds_kustomization, "--ignore-not-found"
             ),
-            wait=[olm.crd_established(f"inferencepools.{build.group}")],
+            # GIE v1.0's CRD set also carries the x-k8s pool, which the gie suite's control uses.
+            wait=[
+                olm.crd_established(f"inferencepools.{b.group}")
+                for b in ((build, pins.GIE_UPSTREAM) if build is pins.GIE_OSSM else (build,))
+            ],
         ),
         *gie_control_crd_steps(spec, cluster),
     ]
