@@ -58,7 +58,8 @@ def _schema(path: Path, version: str) -> dict[str, Any]:
 def validate(doc: dict[str, Any], crd: Path) -> list[str]:
     version = doc["apiVersion"].split("/")[-1]
     validator = jsonschema.Draft7Validator(_schema(crd, version))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(doc)]
+    errors = validator.iter_errors(doc)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
 
 
 def pool_crd(folder: str, api_version: str) -> Path:
