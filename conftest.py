@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.mesh",
     "fixtures.workloads",
     "fixtures.traffic",
+    "fixtures.gie",
 ]

@@ -113,6 +113,20 @@ def avoided(responses: Sequence[Response], pod: str) -> Verdict:
     return Verdict.passed(f"{pod} served none of {len(responses)} requests: {dict(sorted(served.items()))}")
 
 
+def refused_somewhere(responses: Sequence[Response], model: str) -> Verdict:
+    """At least one reply is a model server refusing `model` (a pod that does not serve it was reached)."""
+    refusal = unknown_model_refused(model)
+    refused = [r for r in responses if refusal(r)]
+    if not refused:
+        statuses = Counter(r.status for r in responses)
+        return Verdict.failed(
+            f"no reply refused {model} in {len(responses)} requests (statuses {dict(statuses)})"
+        )
+    return Verdict.passed(
+        f"{len(refused)} of {len(responses)} requests for {model} refused by a pod without it"
+    )
+
+
 # --- status ------------------------------------------------------------------------------------------
 
 
@@ -286,6 +300,7 @@ __all__ = [
     "fails_closed",
     "no_ext_proc",
     "pool_accepted_by",
+    "refused_somewhere",
     "route_refs_resolved",
     "route_refs_unresolved",
     "served_by",

@@ -147,6 +147,14 @@ def test_unknown_model_refusal_is_the_model_servers_error() -> None:
     assert not check(reply(404, other)), "refused another model"
 
 
+def test_refused_somewhere_needs_a_model_servers_refusal_in_the_batch() -> None:
+    refusal = json.dumps({"object": "error", "message": f"The model `{gie.ADAPTER}` does not exist."})
+    served = reply(200, "{}", pod="lora")
+    assert checks.refused_somewhere([served, reply(404, refusal)], gie.ADAPTER)
+    assert not checks.refused_somewhere([served, served], gie.ADAPTER)
+    assert not checks.refused_somewhere([reply(404, "route not found")], gie.ADAPTER)
+
+
 def test_fail_closed_is_a_5xx_without_a_model_server() -> None:
     check = checks.fails_closed()
     assert check(reply(500, "", None))
