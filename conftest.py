@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.workloads",
     "fixtures.traffic",
     "fixtures.gie",
+    "fixtures.multicluster",
 ]
