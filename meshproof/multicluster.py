@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshproof.kube_api import ObjectApplier, ObjectDeleter, PodLister, RolloutWaiter
-from meshproof.mesh.templates import render
 from meshproof.workloads import (
     APP_CONTAINER,
     CURL_CONTAINER,
@@ -35,6 +34,7 @@ from meshproof.workloads import (
     WorkloadClass,
     namespace_labels,
     pod_labels,
+    render_template,
 )
 
 GLOBAL_LABEL = "istio.io/global"  # istio-facts §8.1: ambient services cross clusters only with it
@@ -93,8 +93,8 @@ class McWorkloads:
 def _echo(
     mc: McWorkloads, name: str, options: RenderOptions, *, with_service: bool, global_label: bool
 ) -> list[dict[str, Any]]:
-    return render(
-        "workloads/echo.yaml.j2",
+    return render_template(
+        "echo.yaml.j2",
         namespace=mc.namespace,
         name=name,
         workload_class=mc.workload_class.value,
@@ -113,8 +113,8 @@ def _echo(
 
 def render_cluster(mc: McWorkloads, index: int, options: RenderOptions) -> list[dict[str, Any]]:
     """The documents for cluster `index` (0 = cluster 1, which runs the client; 1 = cluster 2)."""
-    docs = render(
-        "workloads/namespace.yaml.j2",
+    docs = render_template(
+        "namespace.yaml.j2",
         namespace=mc.namespace,
         labels=namespace_labels(mc.workload_class, options.revision),
     )

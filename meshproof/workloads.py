@@ -263,6 +263,12 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def render_template(template: str, **context: Any) -> list[dict]:
+    """One template of manifests/workloads/ as objects, for suites that compose the shared apps their own way
+    (the multicluster apps)."""
+    return [d for d in yaml.safe_load_all(_environment().get_template(template).render(**context)) if d]
+
+
 def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, options: RenderOptions) -> str:
     """Multi-document YAML for one class: its namespace, workloads and (waypoint class) the waypoint."""
     env = _environment()
