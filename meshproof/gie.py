@@ -78,7 +78,9 @@ LORA_METRICS: dict[str, Any] = {
     "running-requests": 0,
     "waiting-requests": 0,
     "kv-cache-usage": 0.0,
-    "loras": [json.dumps({"running": ADAPTER, "waiting": "", "timestamp": 1700000000})],
+    # On the command line `loras` is a list of objects (llm-d-sim@v0.4.0 config.go unmarshalFakeMetrics);
+    # only a config file takes them as JSON strings.
+    "loras": [{"running": ADAPTER, "waiting": "", "timestamp": 1700000000}],
 }
 
 

@@ -85,6 +85,8 @@ def test_each_model_server_is_configured_for_its_role() -> None:
     assert busy["waiting-requests"] > 128  # above GIE v0.5's low-queue threshold: the EPP ranks it last
     lora = args["meshproof-llm-lora"]
     assert json.loads(lora[lora.index("--lora-modules") + 1]) == {"name": gie.ADAPTER}
+    lora_metrics = json.loads(lora[lora.index("--fake-metrics") + 1])
+    assert lora_metrics["loras"] == [{"running": gie.ADAPTER, "waiting": "", "timestamp": 1700000000}]
     # Every pod is selected by the pool and names itself in replies.
     for doc in setup.model_servers():
         template = doc["spec"]["template"]
