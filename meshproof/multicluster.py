@@ -17,42 +17,32 @@ orchestration is tested against fakes.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import yaml
+
 from meshproof.kube_api import ObjectApplier, ObjectDeleter, PodLister, RolloutWaiter
 from meshproof.workloads import (
-    APP_CONTAINER,
-    CURL_CONTAINER,
-    HTTP_PORT,
-    TCP_PORT,
     RenderOptions,
     Workload,
     WorkloadClass,
+    echo_text,
     namespace_labels,
-    pod_labels,
     render_template,
+    run_namespace,
 )
 
 GLOBAL_LABEL = "istio.io/global"  # istio-facts §8.1: ambient services cross clusters only with it
 SERVER = "mc-server"
 REMOTE_SERVER = "mc-remote"
 CLIENT = "mc-client"
-_NAMESPACE_MAX = 63
 
 
 def namespace_for(run_id: str) -> str:
     """`mp-<run id>-mc`, DNS-label safe; the same name in both clusters (namespace sameness)."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-") or "run"
-    name = f"mp-{slug}-mc"
-    if len(name) <= _NAMESPACE_MAX:
-        return name
-    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    room = _NAMESPACE_MAX - len(f"mp--{digest}-mc")
-    return f"mp-{slug[:room].rstrip('-')}-{digest}-mc"
+    return run_namespace(run_id, "mc")
 
 
 def workload_class_for(mode: str) -> WorkloadClass:
@@ -93,22 +83,9 @@ class McWorkloads:
 def _echo(
     mc: McWorkloads, name: str, options: RenderOptions, *, with_service: bool, global_label: bool
 ) -> list[dict[str, Any]]:
-    return render_template(
-        "echo.yaml.j2",
-        namespace=mc.namespace,
-        name=name,
-        workload_class=mc.workload_class.value,
-        pod_labels=pod_labels(mc.workload_class),
-        with_service=with_service,
-        service_labels={GLOBAL_LABEL: "true"} if global_label else {},
-        fortio_image=options.images.fortio,
-        curl_image=options.images.curl,
-        run_as_user=options.run_as_user,
-        http_port=HTTP_PORT,
-        tcp_port=TCP_PORT,
-        app_container=APP_CONTAINER,
-        curl_container=CURL_CONTAINER,
-    )
+    labels = {GLOBAL_LABEL: "true"} if global_label else {}
+    text = echo_text(mc.workload(name), options, with_service=with_service, service_labels=labels)
+    return [d for d in yaml.safe_load_all(text) if d]
 
 
 def render_cluster(mc: McWorkloads, index: int, options: RenderOptions) -> list[dict[str, Any]]:

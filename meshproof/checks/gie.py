@@ -148,63 +148,44 @@ def _entry_for(obj: Mapping[str, Any] | None, gateway: str) -> Mapping[str, Any]
     return None
 
 
-def _condition(
-    obj: Mapping[str, Any] | None, gateway: str, kind: str, ctype: str
-) -> tuple[str, Verdict | None]:
-    name = ((obj or {}).get("metadata") or {}).get("name", "?")
-    what = f"{kind} {name}"
-    if obj is None:
-        return what, Verdict.failed(f"{what} does not exist")
-    entry = _entry_for(obj, gateway)
-    if entry is None:
-        parents = [(e.get("parentRef") or {}).get("name") for e in _parent_entries(obj)]
-        return what, Verdict.failed(f"{what} has no status for Gateway {gateway} (parents: {parents})")
-    cond = _conditions(entry).get(ctype)
-    if cond is None:
-        return what, Verdict.failed(f"{what} has no {ctype} condition for Gateway {gateway}")
-    return what, None
-
-
 def _describe(cond: Mapping[str, Any]) -> str:
     return f"{cond.get('type')}={cond.get('status')} ({cond.get('reason')}: {cond.get('message', '')})"
 
 
+def _parent_condition(
+    obj: Mapping[str, Any] | None, gateway: str, kind: str, ctype: str, want: bool
+) -> Verdict:
+    """The status entry `obj` has for Gateway `gateway` carries condition `ctype` with status `want`."""
+    name = ((obj or {}).get("metadata") or {}).get("name", "?")
+    what = f"{kind} {name}"
+    if obj is None:
+        return Verdict.failed(f"{what} does not exist")
+    entry = _entry_for(obj, gateway)
+    if entry is None:
+        parents = [(e.get("parentRef") or {}).get("name") for e in _parent_entries(obj)]
+        return Verdict.failed(f"{what} has no status for Gateway {gateway} (parents: {parents})")
+    cond = _conditions(entry).get(ctype)
+    if cond is None:
+        return Verdict.failed(f"{what} has no {ctype} condition for Gateway {gateway}")
+    expected = "True" if want else "False"
+    if str(cond.get("status")) == expected:
+        return Verdict.passed(f"{what}, Gateway {gateway}: {_describe(cond)}")
+    return Verdict.failed(f"{what}, Gateway {gateway}: {_describe(cond)}, expected {ctype}={expected}")
+
+
 def route_refs_resolved(route: Mapping[str, Any] | None, gateway: str) -> Verdict:
     """The route's parent status for `gateway` says ResolvedRefs=True: its backend (the pool) resolved."""
-    return _route_resolved_refs(route, gateway, want=True)
+    return _parent_condition(route, gateway, "HTTPRoute", "ResolvedRefs", want=True)
 
 
 def route_refs_unresolved(route: Mapping[str, Any] | None, gateway: str) -> Verdict:
     """The route's parent status for `gateway` says ResolvedRefs=False, as for a backend istiod ignores."""
-    return _route_resolved_refs(route, gateway, want=False)
-
-
-def _route_resolved_refs(route: Mapping[str, Any] | None, gateway: str, *, want: bool) -> Verdict:
-    what, problem = _condition(route, gateway, "HTTPRoute", "ResolvedRefs")
-    if problem is not None:
-        return problem
-    assert route is not None
-    entry = _entry_for(route, gateway)
-    assert entry is not None
-    cond = _conditions(entry)["ResolvedRefs"]
-    status = str(cond.get("status"))
-    if status == ("True" if want else "False"):
-        return Verdict.passed(f"{what}: {_describe(cond)}")
-    return Verdict.failed(f"{what}: {_describe(cond)}, expected ResolvedRefs={'True' if want else 'False'}")
+    return _parent_condition(route, gateway, "HTTPRoute", "ResolvedRefs", want=False)
 
 
 def pool_accepted_by(pool: Mapping[str, Any] | None, gateway: str) -> Verdict:
     """The InferencePool's status names `gateway` as a parent with Accepted=True."""
-    what, problem = _condition(pool, gateway, "InferencePool", "Accepted")
-    if problem is not None:
-        return problem
-    assert pool is not None
-    entry = _entry_for(pool, gateway)
-    assert entry is not None
-    cond = _conditions(entry)["Accepted"]
-    if str(cond.get("status")) == "True":
-        return Verdict.passed(f"{what}: Gateway {gateway} {_describe(cond)}")
-    return Verdict.failed(f"{what}: Gateway {gateway} {_describe(cond)}, expected Accepted=True")
+    return _parent_condition(pool, gateway, "InferencePool", "Accepted", want=True)
 
 
 # --- gateway proxy configuration ---------------------------------------------------------------------

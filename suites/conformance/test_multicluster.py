@@ -144,11 +144,9 @@ def test_without_the_remote_secret_cluster_one_loses_cluster_twos_endpoints(
     mode: str, two_clusters: TwoClusters
 ) -> None:
     env, apps = two_clusters, two_clusters.apps
-    pods = cluster_two_only(env)
+    cluster_two_only(env)
     c1, c2 = env.names
-    env.expect(
-        apps.remote_server, lambda r: checks.served_only_by(r, pods, {c2}), f"{c1} reaches {c2}'s server"
-    )
+    env.expect_served_by(apps.remote_server, {c2}, f"{c1} reaches {c2}'s server")
     with env.without_remote_secret(0, c2):
         env.require_remote_clusters(
             0, lambda rows: checks.peer_absent(rows, c2), f"{c1}'s istiod dropped {c2}"
@@ -159,49 +157,32 @@ def test_without_the_remote_secret_cluster_one_loses_cluster_twos_endpoints(
             f"without the remote secret {c1} has no endpoint of the {c2}-only server: the call fails",
         )
     env.require_remote_clusters(0, lambda rows: checks.peer_synced(rows, c2), f"control: {c1} re-synced {c2}")
-    env.expect(
-        apps.remote_server, lambda r: checks.served_only_by(r, pods, {c2}), "control: the call works again"
-    )
+    env.expect_served_by(apps.remote_server, {c2}, "control: the call works again")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_replies_come_from_both_clusters(mode: str, two_clusters: TwoClusters) -> None:
     env, apps = two_clusters, two_clusters.apps
-    pods = env.pods_by_cluster(mc.SERVER)
     c1, c2 = env.names
-    env.expect(
-        apps.server,
-        lambda r: checks.served_only_by(r, pods, {c1, c2}),
-        f"the server in both clusters answers from {c1} and {c2}",
-        count=20,
+    env.expect_served_by(
+        apps.server, {c1, c2}, f"the server in both clusters answers from {c1} and {c2}", count=20
     )
     with env.scaled(1, mc.SERVER, 0):  # control: the cluster-2 replies were cluster 2's pods
-        env.expect(
-            apps.server,
-            lambda r: checks.served_only_by(r, pods, {c1}),
-            f"control: with {c2}'s replicas at zero only {c1} answers",
-            count=20,
+        env.expect_served_by(
+            apps.server, {c1}, f"control: with {c2}'s replicas at zero only {c1} answers", count=20
         )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_traffic_fails_over_to_cluster_two(mode: str, two_clusters: TwoClusters) -> None:
     env, apps = two_clusters, two_clusters.apps
-    pods = env.pods_by_cluster(mc.SERVER)
     c1, c2 = env.names
     with env.scaled(0, mc.SERVER, 0):
-        env.expect(
-            apps.server,
-            lambda r: checks.served_only_by(r, pods, {c2}),
-            f"with {c1}'s replicas at zero every call is served by {c2}",
-            count=10,
+        env.expect_served_by(
+            apps.server, {c2}, f"with {c1}'s replicas at zero every call is served by {c2}", count=10
         )
-    pods = env.pods_by_cluster(mc.SERVER)  # cluster 1's pod is new after the scale-up
-    env.expect(
-        apps.server,
-        lambda r: checks.served_only_by(r, pods, {c1, c2}),
-        f"control: with {c1}'s replicas back both clusters answer again",
-        count=20,
+    env.expect_served_by(
+        apps.server, {c1, c2}, f"control: with {c1}'s replicas back both clusters answer again", count=20
     )
 
 
@@ -210,7 +191,7 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
     mode: str, two_clusters: TwoClusters, mesh: MeshInfo, test_id: str, workload_state_dir: Path
 ) -> None:
     env, apps = two_clusters, two_clusters.apps
-    pods = cluster_two_only(env)
+    cluster_two_only(env)
     c1, c2 = env.names
     client_principal = principal(identity(mesh, apps.client))
     deny = authorization_policy(
@@ -244,10 +225,8 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
                 f"{c2}'s ztunnel logged the connection from {c1}'s client as a policy rejection",
             )
         policies.remove_all()
-        env.expect(
-            apps.remote_server,
-            lambda r: checks.served_only_by(r, pods, {c2}),
-            "control: with the policy removed the same call is served",
+        env.expect_served_by(
+            apps.remote_server, {c2}, "control: with the policy removed the same call is served"
         )
     finally:
         policies.close()
@@ -258,24 +237,16 @@ def test_ambient_service_without_the_global_label_is_not_reachable_across(
     mode: str, two_clusters: TwoClusters
 ) -> None:
     env, apps = two_clusters, two_clusters.apps
-    pods = cluster_two_only(env)
+    cluster_two_only(env)
     c1, c2 = env.names
-    env.expect(
-        apps.remote_server,
-        lambda r: checks.served_only_by(r, pods, {c2}),
-        f"with istio.io/global {c1} reaches {c2}",
-    )
+    env.expect_served_by(apps.remote_server, {c2}, f"with istio.io/global {c1} reaches {c2}")
     with env.services_without_global_label(mc.REMOTE_SERVER):
         env.expect(
             apps.remote_server,
             checks.none_served,
             f"without istio.io/global the {c2}-only service stays local to {c2}: the call from {c1} fails",
         )
-    env.expect(
-        apps.remote_server,
-        lambda r: checks.served_only_by(r, pods, {c2}),
-        "control: label back, served again",
-    )
+    env.expect_served_by(apps.remote_server, {c2}, "control: label back, served again")
 
 
 @pytest.mark.parametrize("mode", AMBIENT_ONLY)
