@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fixtures_data.servers import serving_in_background
+from fixtures_data.ztunnel_captures import access_records, istiod_workloads_json, log_text, metrics_text
 
 from meshproof.evidence.collect import (
     Istioctl,
@@ -31,8 +32,6 @@ from meshproof.evidence.collect import (
     ztunnel_workloads,
 )
 from meshproof.evidence.errors import EvidenceCollectionError
-
-DATA = Path(__file__).resolve().parents[1] / "fixtures_data"
 
 
 @dataclass
@@ -60,14 +59,14 @@ class FakeRunner:
 
 
 def test_ztunnel_workloads_runs_istioctl_with_kube_flags_and_parses() -> None:
-    runner = FakeRunner([Result(0, (DATA / "ztunnel_workloads.json").read_text())])
+    runner = FakeRunner([Result(0, istiod_workloads_json())])
     istioctl = Istioctl(
         run=runner, binary="/cache/istioctl", kubeconfig=Path("/tmp/kc"), context="kind-a", timeout=30
     )
 
     workloads = ztunnel_workloads(istioctl, "ztunnel", workload_namespace="mp-ambient")
 
-    assert len(workloads) == 6
+    assert len(workloads) == 3
     args, timeout, check = runner.calls[0]
     assert args == [
         "/cache/istioctl", "ztunnel-config", "workloads", "-n", "ztunnel", "-o", "json",
@@ -193,7 +192,7 @@ class _MetricsHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def metrics_server() -> Iterator[int]:
-    _MetricsHandler.body = (DATA / "ztunnel_metrics.txt").read_bytes()
+    _MetricsHandler.body = metrics_text("node2").encode()
     with serving_in_background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)) as server:
         yield server.server_address[1]
 
@@ -225,14 +224,14 @@ def socket_closed_port() -> Iterator[int]:
 
 def test_ztunnel_access_logs_and_envoy_metrics() -> None:
     cluster = FakeCluster(
-        log_text=(DATA / "ztunnel_access.log").read_text(),
+        log_text=log_text("node2"),
         exec_result=ExecResult('istio_requests_total{reporter="destination"} 4\n', "", 0),
     )
 
     records = ztunnel_access_logs(cluster, "ztunnel-a", "ztunnel", since_seconds=120)
     samples = envoy_metrics(cluster, "echo-5c7d-abcde", "mp-sidecar")
 
-    assert len(records) == 9
+    assert len(records) == len(access_records("node2"))
     assert ("logs", "ztunnel-a", "ztunnel", None, 120) in cluster.calls
     assert samples[0].value == 4
     scrape = ["pilot-agent", "request", "GET", "stats/prometheus"]
