@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 ISTIO_MINOR = "1.27"
 ISTIO_HELM_REPO = "https://istio-release.storage.googleapis.com/charts"  # istio-facts §1.2
-# ztunnel's chart reads `.Values.network` from 1.27.3 on, `global.network` before (istio-facts §1.2).
-ZTUNNEL_TOP_LEVEL_NETWORK_SINCE = (1, 27, 3)
+# ztunnel's chart reads `.Values.network` from 1.27.2 on, `global.network` before: the key arrived with
+# "Flatten network value in ztunnel charts" (istio/istio#57881), first in the 1.27.2 tag's values.yaml.
+ZTUNNEL_TOP_LEVEL_NETWORK_SINCE = (1, 27, 2)
 
 # --- OSSM 3.2 (OLM) ---------------------------------------------------------------------------------
 
@@ -103,8 +104,11 @@ class GieBuild:
         return f"github.com/kubernetes-sigs/gateway-api-inference-extension/config/crd?ref={self.crd_ref}"
 
 
-GIE_UPSTREAM = GieBuild("inference.networking.x-k8s.io", "v1alpha2", "v0.5.1")  # upstream 1.27.x: GIE v0.5
-GIE_OSSM = GieBuild("inference.networking.k8s.io", "v1", "v1.0.1")  # OSSM 1.27.3-redhat+: GIE v1.0
+# The GIE release each build is compiled against: upstream Istio 1.27.x go.mod requires
+# sigs.k8s.io/gateway-api-inference-extension v0.5.0 (istio/istio@1.27.9 go.mod); the OSSM fork's v1.0
+# backport builds against v1.0.0 (its release-1.27.3 test CRD bundle says bundle-version v1.0.0).
+GIE_UPSTREAM = GieBuild("inference.networking.x-k8s.io", "v1alpha2", "v0.5.0")  # upstream 1.27.x: GIE v0.5
+GIE_OSSM = GieBuild("inference.networking.k8s.io", "v1", "v1.0.0")  # OSSM 1.27.3-redhat+: GIE v1.0
 
 # --- cert-manager and istio-csr (istio-facts §6) -----------------------------------------------------
 

@@ -30,6 +30,7 @@ from meshproof.evidence.collect import (
     ztunnel_metrics,
     ztunnel_pod_on_node,
     ztunnel_workloads,
+    ztunnels_in_cluster,
 )
 from meshproof.evidence.errors import EvidenceCollectionError
 
@@ -252,3 +253,50 @@ def test_authorization_policy_fetch() -> None:
     assert authorization_policy(cluster, "deny", "mp-ambient") is policy
     with pytest.raises(EvidenceCollectionError, match="AuthorizationPolicy mp-ambient/missing not found"):
         authorization_policy(cluster, "missing", "mp-ambient")
+
+
+class LabelledCluster:
+    """Objects with labels; `list` applies an equality label selector like the API server does."""
+
+    def __init__(self, objects: list[tuple[str, dict[str, Any]]]) -> None:
+        self.objects = objects
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        wanted = dict(term.split("=", 1) for term in (label_selector or "").split(",") if term)
+        return [
+            obj
+            for obj_kind, obj in self.objects
+            if obj_kind == kind
+            and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+        ]
+
+
+# Labels as istio/istio@1.27.9 manifests/charts/ztunnel/templates/daemonset.yaml renders them: the
+# DaemonSet has app.kubernetes.io/name only; `app: ztunnel` is on the pod template (and so the pods).
+ZTUNNEL_DAEMONSET = {
+    "metadata": {"name": "ztunnel", "namespace": "ztunnel", "labels": {"app.kubernetes.io/name": "ztunnel"}}
+}
+ZTUNNEL_POD = {
+    "metadata": {
+        "name": "ztunnel-x7k2p",
+        "namespace": "ztunnel",
+        "labels": {"app": "ztunnel", "app.kubernetes.io/name": "ztunnel", "istio.io/dataplane-mode": "none"},
+    }
+}
+
+
+def test_ztunnels_in_cluster_finds_the_chart_daemonset_and_its_pods() -> None:
+    cluster = LabelledCluster([("DaemonSet", ZTUNNEL_DAEMONSET), ("Pod", ZTUNNEL_POD)])
+
+    # The selector the sidecar-mode negative control used before finds no DaemonSet: it could never fail.
+    assert cluster.list("apps/v1", "DaemonSet", label_selector="app=ztunnel") == []
+    assert ztunnels_in_cluster(cluster) == ["DaemonSet ztunnel/ztunnel", "Pod ztunnel/ztunnel-x7k2p"]
+    assert ztunnels_in_cluster(LabelledCluster([("Pod", ZTUNNEL_POD)])) == ["Pod ztunnel/ztunnel-x7k2p"]
+    assert ztunnels_in_cluster(LabelledCluster([])) == []

@@ -8,6 +8,7 @@ the release-3.2 branch head (3.2.9, whose bundle CSV names servicemeshoperator3.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -88,3 +89,36 @@ def test_plan_refuses_an_istio_the_ossm_release_does_not_offer(
     assert plan_command.main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "OSSM 3.2.1 does not offer Istio 1.27.9: it offers 1.27.3" in lines[0]
+
+
+def _bundle_versions(path: Path) -> set[str]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return {d["metadata"]["annotations"]["inference.networking.k8s.io/bundle-version"] for d in docs}
+
+
+def _served(path: Path) -> set[str]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return {f"{d['spec']['group']}/{v['name']}" for d in docs for v in d["spec"]["versions"] if v["served"]}
+
+
+def test_gie_pins_are_the_releases_the_builds_compile_against() -> None:
+    # Upstream Istio 1.27.9 go.mod: gateway-api-inference-extension v0.5.0 (its v1alpha2 x-k8s API).
+    upstream_pool = upstream(
+        f"gie-{pins.GIE_UPSTREAM.crd_ref}",
+        "config",
+        "crd",
+        "bases",
+        "inference.networking.x-k8s.io_inferencepools.yaml",
+    )
+    assert pins.GIE_UPSTREAM.crd_ref == "v0.5.0" and pins.GIE_UPSTREAM.api_version in _served(upstream_pool)
+    # The OSSM fork's 1.27.3 test bundle is GIE v1.0.0, the release it backported.
+    ossm_bundle = upstream(
+        "ossm-istio-release-1.27.3",
+        "tests",
+        "integration",
+        "pilot",
+        "testdata",
+        "gateway-api-inference-extension-crd.yaml",
+    )
+    assert _bundle_versions(ossm_bundle) == {pins.GIE_OSSM.crd_ref}
+    assert pins.GIE_OSSM.api_version in _served(ossm_bundle)
