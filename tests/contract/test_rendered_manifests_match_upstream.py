@@ -261,6 +261,10 @@ def ztunnel(api_version: str, spec: dict[str, Any], name: str = "default") -> di
     return {"apiVersion": api_version, "kind": "ZTunnel", "metadata": {"name": name}, "spec": spec}
 
 
+def sail_v1(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "sailoperator.io/v1", "kind": kind, "metadata": {"name": "default"}, "spec": spec}
+
+
 def test_ztunnel_v1_with_profile_is_rejected(upstream: Upstream) -> None:
     bad = manifest_document(
         ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "profile": "ambient"}), "z", "z", upstream
@@ -285,12 +289,7 @@ def test_sail_cel_rules_are_evaluated(upstream: Upstream) -> None:
         ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}, name="mine"), "z", "z", upstream
     )
     assert_rejected(findings_for(upstream, named), "", "metadata.name must be 'default'")
-    istio = {
-        "apiVersion": "sailoperator.io/v1",
-        "kind": "Istio",
-        "metadata": {"name": "default"},
-        "spec": {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}},
-    }
+    istio = sail_v1("Istio", {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}})
     assert_rejected(
         findings_for(upstream, manifest_document(istio, "i", "i", upstream)),
         "spec",
@@ -363,12 +362,7 @@ def test_values_keys_that_istio_1_27_lacks_are_rejected(upstream: Upstream) -> N
 
 
 def test_istio_version_outside_the_ossm_releases_enum_is_rejected(upstream: Upstream) -> None:
-    istio = {
-        "apiVersion": "sailoperator.io/v1",
-        "kind": "Istio",
-        "metadata": {"name": "default"},
-        "spec": {"version": "v1.27.9", "namespace": "istio-system"},
-    }
+    istio = sail_v1("Istio", {"version": "v1.27.9", "namespace": "istio-system"})
     assert findings_for(upstream, manifest_document(istio, "i", "i", upstream)) == []
     # OSSM 3.2.0's Istio CRD offers only v1.27.3 of 1.27 (its spec.version enum).
     old = upstream.for_target(OSSM_320)
@@ -380,12 +374,7 @@ def test_istio_version_outside_the_ossm_releases_enum_is_rejected(upstream: Upst
 
 
 def test_unknown_key_in_sail_values_is_rejected_by_the_real_crd(upstream: Upstream) -> None:
-    cni = {
-        "apiVersion": "sailoperator.io/v1",
-        "kind": "IstioCNI",
-        "metadata": {"name": "default"},
-        "spec": {"namespace": "istio-cni", "values": {"cni": {"cniBinDirr": "/opt/cni/bin"}}},
-    }
+    cni = sail_v1("IstioCNI", {"namespace": "istio-cni", "values": {"cni": {"cniBinDirr": "/opt/cni/bin"}}})
     assert_rejected(
         findings_for(upstream, manifest_document(cni, "c", "c", upstream)),
         "spec.values.cni.cniBinDirr",
