@@ -24,7 +24,6 @@ UNCOVERED_KINDS = {
     ): "openshift/cert-manager-operator is not served by the Go module proxy",
 }
 UNCOVERED_CHARTS = {
-    "cert-manager-istio-csr": "github.com/cert-manager/istio-csr is not served by the Go module proxy",
     "metrics-server": "the metrics-server chart is not published in a module the proxy serves",
     "sail-operator": "github.com/istio-ecosystem/sail-operator is not served by the Go module proxy",
 }

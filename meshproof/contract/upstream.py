@@ -27,6 +27,16 @@ ISTIO_CHARTS = {
     "gateway": "manifests/charts/gateway",
 }
 OTHER_CHARTS = {"cert-manager": ("cert-manager", "deploy/charts/cert-manager")}
+
+
+def _istio_csr_chart() -> str:
+    from meshproof.mesh import pins  # the chart version meshproof installs
+
+    return f"istio-csr-{pins.ISTIO_CSR_CHART_VERSION}/deploy/charts/istio-csr"
+
+
+# Charts read from ../shared/upstream at the version meshproof installs: "<folder>/<chart path>".
+SHARED_CHARTS = {"cert-manager-istio-csr": _istio_csr_chart()}
 # CRD files of each fetched module that the checker loads (every file copied for that module).
 CRD_MODULES = ("olm", "cert-manager")
 # CRD files from ../shared/upstream that do not depend on the target: Gateway API v1.3.0 (the release
@@ -109,6 +119,11 @@ class Upstream:
         if chart in OTHER_CHARTS:
             module, relative = OTHER_CHARTS[chart]
             return self.modules[module].directory / relative
+        if chart in SHARED_CHARTS:
+            return (
+                self._shared_dir(SHARED_CHARTS[chart].split("/", 1)[0])
+                / SHARED_CHARTS[chart].split("/", 1)[1]
+            )
         return None
 
     def sail_chart_dir(self, chart: str) -> Path:

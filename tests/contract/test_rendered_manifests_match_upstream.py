@@ -392,3 +392,18 @@ def test_ztunnel_chart_flattens_global_onto_its_own_keys(upstream: Upstream) -> 
     assert findings_for(upstream, flattened) == []
     unknown = helm_document(helm_step("ztunnel", {"global": {"resourceScope": "all"}}), upstream, "h", "h")
     assert_rejected(findings_for(upstream, unknown), "global.resourceScope", "not in the chart")
+
+
+def test_istio_csr_values_are_checked_against_the_chart_meshproof_installs(upstream: Upstream) -> None:
+    # istio-csr's chart (../shared/upstream at the pinned version) has values.yaml and values.schema.json.
+    chart = "cert-manager-istio-csr"
+    good = helm_document(helm_step(chart, {"app": {"tls": {"trustDomain": "td"}}}), upstream, "h", "h")
+    assert findings_for(upstream, good) == []
+    bad = helm_document(helm_step(chart, {"app": {"tls": {"trustDomian": "td"}}}), upstream, "h", "h")
+    assert_rejected(findings_for(upstream, bad), "app.tls.trustDomian", "not in the chart")
+
+
+def test_istio_csr_plans_were_checked(report: Any, plans: list[PlanUnderTest]) -> None:
+    assert any("istio-csr" in p.combination and p.provider == "kind" for p in plans)
+    uncovered = [doc for docs in report.uncovered.values() for doc in docs]
+    assert not [doc for doc in uncovered if "cert-manager-istio-csr" in doc], uncovered
