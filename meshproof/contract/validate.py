@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshproof.contract.checker import Finding, run_checker
+from meshproof.contract.checker import CheckItem, Finding, run_checker
 from meshproof.contract.documents import PlannedDocument, plan_documents
 from meshproof.contract.upstream import Target, Upstream, target_for
 
@@ -45,11 +45,23 @@ class PlanUnderTest:
         return target_for(self.provider, self.ossm_version, self.istio_version)
 
 
+def resource_groups(items: Sequence[CheckItem]) -> set[str]:
+    """The API groups of the Kubernetes objects among the items: the CRDs the checker needs."""
+    groups = set()
+    for item in items:
+        if item.check == "resource" and isinstance(item.doc, dict):
+            api_version = str(item.doc.get("apiVersion", ""))
+            groups.add(api_version.split("/", 1)[0] if "/" in api_version else "")
+    return groups
+
+
 def check_documents(documents: Sequence[PlannedDocument], upstream: Upstream) -> dict[str, list[Finding]]:
     """Findings per document label (Python findings plus the Go checker's, in that order), against the
     definitions of `upstream`'s target."""
     items = [item for doc in documents for item in doc.items]
-    results = run_checker(upstream.checker, upstream.crd_files(), items) if items else {}
+    results = (
+        run_checker(upstream.checker, upstream.crd_files(resource_groups(items)), items) if items else {}
+    )
     out: dict[str, list[Finding]] = {}
     for doc in documents:
         findings = list(doc.findings)
@@ -69,7 +81,7 @@ def validate_plans(plans: Sequence[PlanUnderTest], upstream: Upstream) -> Contra
     for target, entries in by_target.items():
         report.targets.add(str(target))
         items = [item for _, doc in entries for item in doc.items]
-        crds = upstream.for_target(target).crd_files()
+        crds = upstream.for_target(target).crd_files(resource_groups(items))
         results = run_checker(upstream.checker, crds, items) if items else {}
         for combination, doc in entries:
             if doc.uncovered is not None:
