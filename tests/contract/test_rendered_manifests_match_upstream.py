@@ -32,6 +32,8 @@ from meshproof.contract.upstream import FETCH_COMMAND, Target, Upstream, Upstrea
 from meshproof.contract.validate import PlanUnderTest, check_documents, validate_plans
 from meshproof.mesh.plan import PlanStep, build_plan
 from meshproof.mesh.spec import UnsupportedCombination
+from meshproof.policies import Rule, authorization_policy, peer_authentication
+from meshproof.workloads import Workload, WorkloadClass
 
 pytestmark = pytest.mark.contract
 
@@ -407,3 +409,33 @@ def test_istio_csr_plans_were_checked(report: Any, plans: list[PlanUnderTest]) -
     assert any("istio-csr" in p.combination and p.provider == "kind" for p in plans)
     uncovered = [doc for docs in report.uncovered.values() for doc in docs]
     assert not [doc for doc in uncovered if "cert-manager-istio-csr" in doc], uncovered
+
+
+def suite_policies() -> list[dict[str, Any]]:
+    """Every shape of policy the conformance suites render (meshproof/policies.py), per enforcement point."""
+    docs: list[dict[str, Any]] = []
+    for workload_class in (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT, WorkloadClass.WAYPOINT):
+        server = Workload(workload_class, f"mp-{workload_class.value}", "server")
+        source = Rule(principals=("cluster.local/ns/mp/sa/client",), namespaces=("mp",))
+        docs += [
+            authorization_policy("allow", server, "ALLOW", [source]),
+            authorization_policy("deny", server, "DENY", [source, Rule(paths=("/echo",), methods=("GET",))]),
+            authorization_policy("audit", server, "AUDIT", [source]),
+            authorization_policy("custom", server, "CUSTOM", [Rule(ports=(8080,))], provider="ext"),
+            authorization_policy("nothing", server, "ALLOW", None),
+        ]
+    docs += [peer_authentication("mtls", "mp-ambient", mode) for mode in ("STRICT", "PERMISSIVE", "DISABLE")]
+    return docs
+
+
+def test_suite_policies_match_the_istio_1_27_crds(upstream: Upstream) -> None:
+    documents = [
+        manifest_document(doc, f"policy {i}", f"p{i}", upstream) for i, doc in enumerate(suite_policies())
+    ]
+    findings = check_documents(documents, upstream.for_target(OSSM_LATEST))
+    assert {label: f for label, f in findings.items() if f} == {}
+    # The same check bites on a policy field 1.27 does not have.
+    bad = dict(suite_policies()[0], spec={**suite_policies()[0]["spec"], "actions": "ALLOW"})
+    assert_rejected(
+        findings_for(upstream, manifest_document(bad, "b", "b", upstream)), "spec.actions", "unknown field"
+    )
