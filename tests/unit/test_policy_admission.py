@@ -29,6 +29,13 @@ DENIAL = (
 )
 
 
+POLICY_PATH = "/apis/security.istio.io/v1/namespaces/mp-ambient/authorizationpolicies/meshproof-custom"
+
+
+def custom_policy() -> dict[str, object]:
+    return authorization_policy("meshproof-custom", SERVER, "CUSTOM", [Rule(ports=(8080,))], provider="x")
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Cluster]]:
     with FakeApiServer() as api:
@@ -39,9 +46,8 @@ def test_a_webhook_denial_reaches_the_test_as_its_own_outcome(
     cluster: tuple[FakeApiServer, Cluster], tmp_path: Path
 ) -> None:
     api, kube = cluster
-    policy = authorization_policy("meshproof-custom", SERVER, "CUSTOM", [Rule(ports=(8080,))], provider="x")
-    path = "/apis/security.istio.io/v1/namespaces/mp-ambient/authorizationpolicies/meshproof-custom"
-    api.state.failures[path] = (400, "BadRequest", DENIAL)
+    policy = custom_policy()
+    api.state.failures[POLICY_PATH] = (400, "BadRequest", DENIAL)
     applied = AppliedPolicies(kube, "test-1", tmp_path)
 
     with pytest.raises(KubeApiError) as raised:
@@ -63,9 +69,12 @@ def test_other_api_errors_are_not_mistaken_for_a_webhook_denial(
     cluster: tuple[FakeApiServer, Cluster], tmp_path: Path
 ) -> None:
     api, kube = cluster
-    policy = authorization_policy("meshproof-custom", SERVER, "CUSTOM", [Rule(ports=(8080,))], provider="x")
-    path = "/apis/security.istio.io/v1/namespaces/mp-ambient/authorizationpolicies/meshproof-custom"
-    api.state.failures[path] = (409, "Conflict", 'Apply failed with 1 conflict: conflict with "kubectl"')
+    policy = custom_policy()
+    api.state.failures[POLICY_PATH] = (
+        409,
+        "Conflict",
+        'Apply failed with 1 conflict: conflict with "kubectl"',
+    )
 
     applied = AppliedPolicies(kube, "test-1", tmp_path)
     with pytest.raises(KubeApiError) as raised:
