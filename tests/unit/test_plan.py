@@ -349,6 +349,19 @@ def test_upstream_sail_on_kind_uses_the_ztunnel_api_its_release_serves(istio: st
     assert plan.spec.sail.version == pins.UPSTREAM_SAIL_FOR_ISTIO[istio].chart_version
 
 
+@pytest.mark.parametrize("provider", ["kind", "openshift"])
+def test_sail_sidecar_mode_tells_istiod_to_use_the_cni_it_installs(provider: str):
+    # Sail installs IstioCNI in sidecar mode too; istiod's chart defaults pilot.cni.enabled to false and
+    # only OpenShift's platform profile enables it, so on kind pods would get istio-init without this.
+    plan = build_plan(make_config(provider, "sail", "sidecar"))
+    assert manifests(plan, plan.spec.primary.name, "IstioCNI")
+    istio = one(manifests(plan, plan.spec.primary.name, "Istio"))
+    assert istio["spec"]["values"]["pilot"]["cni"] == {"enabled": True}
+    ambient_plan = build_plan(make_config(provider, "sail", "ambient"))
+    ambient = one(manifests(ambient_plan, ambient_plan.spec.primary.name, "Istio"))
+    assert "cni" not in ambient["spec"].get("values", {}).get("pilot", {})
+
+
 def test_openshift_sail_pins_the_ossm_csv_through_manual_approval():
     plan = build_plan(make_config("openshift", "sail", "sidecar", ossm_version="3.2.9"))
     sub = one(manifests(plan, "cluster1", "Subscription"))
