@@ -25,7 +25,7 @@ from fixtures.multicluster import TwoClusters
 from meshproof import multicluster as mc
 from meshproof.checks import multicluster as checks
 from meshproof.checks import responses
-from meshproof.checks.ambient import policy_rejection_logged, ztunnel_access_log_identity
+from meshproof.checks.ambient import PolicyRejection, ztunnel_access_log_identity
 from meshproof.checks.identity import principal, spiffe_id
 from meshproof.checks.verdict import Verdict, require
 from meshproof.evidence.collect import ztunnel_workloads
@@ -199,7 +199,6 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
     )
     policies = AppliedPolicies(env.pair[1], test_id, workload_state_dir)
     try:
-        started = time.time()
         policies.apply(deny)
         if apps.workload_class is WorkloadClass.SIDECAR:
             # The enforcing proxy is the cluster-2 server's sidecar: Envoy's RBAC reply, 403.
@@ -209,21 +208,21 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
                 f"a DENY in {c2} naming {c1}'s client is enforced by the server's sidecar (403 RBAC)",
             )
         else:
-            env.expect(
-                apps.remote_server,
-                each(responses.denied_l4()),
-                f"a DENY in {c2} naming {c1}'s client closes its connection",
-            )
-            # Attributed by the enforcing proxy: the cluster-2 ztunnel in front of the server logged the
-            # rejection. (Once the attributed ambient-deny check of the evidence work lands, use it here.)
-            c2_evidence = env.evidence(1)
+            # Attributed by the enforcing proxy: the cluster-2 ztunnel in front of the server must log
+            # exactly this policy's rejection for cluster 1's client and count the DENY close; a closed
+            # port, plaintext refused under STRICT or another policy look the same from the client.
             server_pod = pod_of(env.pair[1], apps.remote_server)
-            c2_evidence.require_access_log(
-                c2_evidence.ztunnel_on_node_of(server_pod),
-                started,
-                lambda records: policy_rejection_logged(records, dst_workload=server_pod["metadata"]["name"]),
-                f"{c2}'s ztunnel logged the connection from {c1}'s client as a policy rejection",
-            )
+            with env.evidence(1).ztunnel_rejects(
+                server_pod,
+                PolicyRejection.denied_by(apps.remote_server.namespace, deny["metadata"]["name"]),
+                src_identity=identity(mesh, apps.client),
+                dst_identity=identity(mesh, apps.remote_server),
+            ):
+                env.expect(
+                    apps.remote_server,
+                    each(responses.denied_l4()),
+                    f"a DENY in {c2} naming {c1}'s client closes its connection",
+                )
         policies.remove_all()
         env.expect_served_by(
             apps.remote_server, {c2}, "control: with the policy removed the same call is served"
