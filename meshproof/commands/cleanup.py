@@ -44,7 +44,8 @@ def run(args: argparse.Namespace, make_cluster: ClusterFactory | None = None) ->
     verb = "would delete" if args.dry_run else "deleted"
     failures = 0
     total = 0
-    for context in target_contexts(cfg):
+    contexts = target_contexts(cfg)
+    for context in contexts:
         label = context or "current context"
         try:
             cluster = make(context, cfg)
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace, make_cluster: ClusterFactory | None = None) ->
         total += len(refs)
         if not refs:
             print(f"nothing labelled {selector} in cluster {cluster.name}")
-    print(f"{verb} {total} object(s)" + (f"; {failures} cluster(s) failed" if failures else ""))
+    if failures < len(contexts):  # every cluster failed: its own line already said all there is
+        print(f"{verb} {total} object(s)" + (f"; {failures} cluster(s) failed" if failures else ""))
     return 1 if failures else 0
 
 
