@@ -50,6 +50,20 @@ REVISION_STRATEGIES: tuple[str, ...] = ("InPlace", "RevisionBased")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
 
 
+# A run id names a directory under reports/ and labels cluster objects: no separators, no leading dot.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_run_id(text: str, name: str = "MESHPROOF_RUN_ID") -> str:
+    """`text` when it is a usable run id; else ConfigError in one line (`x/../y` would escape reports/)."""
+    if not RUN_ID_RE.fullmatch(text):
+        raise ConfigError(
+            f"{name}: '{text}' is not a run id: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return text
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, DNS-label-safe run id: 20261126-064501-a3f9."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
@@ -253,6 +267,8 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields[dest] = Path(str(value)).expanduser()
         elif dest == "cluster_name":
             fields[dest] = _parse_cluster_name(str(value))
+        elif dest == "run_id":
+            fields[dest] = parse_run_id(str(value))
         else:
             fields[dest] = value
     run_id = str(fields.get("run_id") or new_run_id())

@@ -19,6 +19,7 @@ import yaml
 from meshproof.config import OPTIONS, add_argparse_options, config_from_namespace
 from meshproof.reporting.bundle import BundleError, build_bundle
 from meshproof.reporting.conformance import REPORT_FILENAME
+from meshproof.reporting.results_dir import prepare_results_dir, reuse_requested
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +40,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_namespace(args)
     if not args.bundle_only:
+        # a fresh results dir, so the bundle holds this run's files only; refused here in one line
+        prepare_results_dir(cfg.results_dir, cfg.run_id, reuse=reuse_requested())
         # the child reuses the run id so the bundle and the report agree
         env = {**os.environ, "MESHPROOF_RUN_ID": cfg.run_id}
         rc = subprocess.call(pytest_command(args, cfg.results_dir), env=env)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from meshproof.config import RunConfig, add_argparse_options, config_from_namespace
+from meshproof.config import RunConfig, add_argparse_options, config_from_namespace, parse_run_id
 from meshproof.kube import Cluster, ClusterError
 from meshproof.kube_connect import kubeconfig_path
 from meshproof.kube_objects import ANY_RUN_SELECTOR, selector_for_run
@@ -39,7 +39,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, make_cluster: ClusterFactory | None = None) -> int:
     cfg = config_from_namespace(args)
-    selector = ANY_RUN_SELECTOR if args.cleanup_all else selector_for_run(args.cleanup_run_id)
+    selector = (
+        ANY_RUN_SELECTOR
+        if args.cleanup_all
+        else selector_for_run(parse_run_id(args.cleanup_run_id, "--run-id"))
+    )
     make = make_cluster or _cluster_for
     verb = "would delete" if args.dry_run else "deleted"
     failures = 0
