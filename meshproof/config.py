@@ -271,6 +271,8 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields[dest] = parse_run_id(str(value))
         else:
             fields[dest] = value
+    if "istio_version" not in fields and "ossm_version" in fields:
+        fields["istio_version"] = _istio_for_ossm(fields)
     run_id = str(fields.get("run_id") or new_run_id())
     fields["run_id"] = run_id
     fields.setdefault("results_dir", Path("reports") / run_id)
@@ -280,6 +282,17 @@ def _build(values: dict[str, object]) -> RunConfig:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "config"
         raise ConfigError(f"{where}: {err['msg']}") from None
+
+
+def _istio_for_ossm(fields: Mapping[str, object]) -> str:
+    """`--ossm-version` alone: the Istio that OSSM version ships (its newest), where OSSM installs the mesh
+    (`--installer sail` on OpenShift); elsewhere the OSSM version is unused and the default stays."""
+    if fields.get("installer") != "sail" or fields.get("provider") != "openshift":
+        return DEFAULT_ISTIO_VERSION
+    from meshproof.mesh.spec import istio_offered_by_ossm  # the mesh module imports this one
+
+    offered = istio_offered_by_ossm(str(fields["ossm_version"]))
+    return offered[-1] if offered else DEFAULT_ISTIO_VERSION  # other minors: refused by the spec
 
 
 def parse_features(value: object) -> frozenset[Feature]:

@@ -240,6 +240,14 @@ def _refuse_istioctl(cfg: RunConfig) -> None:
         )
 
 
+def istio_offered_by_ossm(ossm_version: str) -> tuple[str, ...]:
+    """The Istio patches an OSSM 3.2 operator version offers, oldest first (empty for other minors)."""
+    ossm = pins.parse_version(ossm_version)
+    if ossm[:2] != (3, 2):
+        return ()
+    return pins.OSSM_320_ISTIO if ossm == (3, 2, 0) else pins.OSSM_32X_ISTIO
+
+
 def _refuse_sail(cfg: RunConfig) -> None:
     if cfg.provider == "openshift":
         ossm = pins.parse_version(cfg.ossm_version)
@@ -247,7 +255,7 @@ def _refuse_sail(cfg: RunConfig) -> None:
             raise UnsupportedCombination(
                 f"--ossm-version {cfg.ossm_version}: meshproof targets OSSM 3.2 (servicemeshoperator3 v3.2.x)"
             )
-        offered = pins.OSSM_320_ISTIO if ossm == (3, 2, 0) else pins.OSSM_32X_ISTIO
+        offered = istio_offered_by_ossm(cfg.ossm_version)
         if cfg.istio_version not in offered:
             raise UnsupportedCombination(
                 f"OSSM {cfg.ossm_version} does not offer Istio {cfg.istio_version} (it offers "
