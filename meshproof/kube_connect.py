@@ -8,7 +8,8 @@ server into two minutes of noise), a TCP connect timeout and a read timeout. Cal
 (discovery in the dynamic client) get `REQUEST_TIMEOUT`. Websocket streams (exec, port-forward) are
 bounded while they open (TCP, TLS, HTTP upgrade); once open they are long-lived and idle for as long as
 the command or the forwarded connection is, so their reads are governed by the caller's own deadline
-(`run_exec_stream`, the port-forward lifetime), never by a short socket timeout.
+(`run_exec_stream`, the port-forward lifetime), never by a short socket timeout. meshproof opens no watch;
+one would pass its own `_request_timeout=connect_read_timeout(timeout_seconds + margin)`.
 """
 
 from __future__ import annotations
