@@ -156,7 +156,8 @@ def test_an_exec_stream_that_never_opens_fails_in_one_line_within_its_opening_ti
     started = time.monotonic()
     with pytest.raises(ExecError) as err:
         cluster.exec("curl-0", "x", ["true"], timeout=30)
-    assert time.monotonic() - started < 3
+    # well under the command's own 30 s: the 0.5 s opening bound ended it (slack for a loaded 2-core CI host)
+    assert time.monotonic() - started < 10
     assert "\n" not in str(err.value) and "timed out" in str(err.value)
 
 
