@@ -15,6 +15,7 @@ if [ "$dev" = 1 ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   # Real tools the local-real and contract tiers use; both come from the Go module proxy.
   bash .ci/install-fortio .cache/bin
+  bash .ci/install-system-packages  # nft and ip for the native-nftables local-real tests (root only)
   bash .ci/contract/fetch-upstream
 else
   .venv/bin/python -m pip install --quiet -e .
