@@ -161,5 +161,29 @@ def link(pod: NetNs, peer: NetNs, addresses: Link = Link()) -> Link:
     return addresses
 
 
-def read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+def cgroup2_root() -> Path:
+    """Where cgroup v2 is mounted (the unified hierarchy), to give a test process a container-like cgroup."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    message = "no cgroup2 mount: cannot give a process a container-like cgroup"
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{message} ({REQUIRE_ENV}=1)", pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def container_process(namespace: NetNs, container_id: str) -> Iterator[int]:
+    """A process inside `namespace` whose cgroup path names `container_id`, as a pod container's does
+    (containerd: `.../cri-containerd-<id>.scope`, CRI-O: `.../crio-<id>.scope`). Yields its pid."""
+    group = cgroup2_root() / f"meshproof-cri-{container_id}"
+    group.mkdir()
+    process = subprocess.Popen(["ip", "netns", "exec", namespace.name, "sleep", "60"])
+    try:
+        (group / "cgroup.procs").write_text(str(process.pid))
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait(timeout=TIMEOUT_S)
+        group.rmdir()

@@ -21,14 +21,18 @@ from the pod's netns), or Envoy's behaviour behind 15001/15006.
 
 from __future__ import annotations
 
+import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 
 import pytest
-from fixtures_data.netns import NetNs, link, netns, require_netns
+from fixtures_data.netns import NetNs, container_process, link, netns, require_netns
 from fixtures_data.shared_data import upstream
 
 from meshproof.checks.nftables import native_istio_redirect, no_istio_iptables_chains
 from meshproof.checks.verdict import Verdict
+from meshproof.evidence import pod_netns
 from meshproof.evidence.nftables import Ruleset, parse_ruleset
 
 pytestmark = pytest.mark.local_real
@@ -302,3 +306,51 @@ def test_shadowed_include_really_does_not_redirect(pod_and_peer: tuple[NetNs, Ne
     with pod.listeners([15001, 15006]), peer.listeners([PEER_PORT]):
         answered = pod.connect("2001:db8:7::1", PEER_PORT)
     assert answered == str(PEER_PORT)
+
+
+# --- the node-side reader the conformance suite runs (meshproof.evidence.pod_netns) ---------------------
+
+
+def run_reader(container: str) -> str:
+    script = pod_netns.DUMP_FUNCTION + pod_netns.READER_SCRIPT
+    result = subprocess.run(
+        ["/bin/sh", "-c", script, "reader", container], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_node_reader_finds_the_container_by_cgroup_and_reads_its_netns(pod: NetNs) -> None:
+    """The reader script, run on this host as it runs on a node: it finds the process whose cgroup names the
+    container id and dumps that process's netns. The control: a second namespace without Istio rules, read
+    through its own container id, gives the other verdict: the reader read the namespace it was pointed at."""
+    loaded(pod, default_sidecar_ruleset())
+    target, other = secrets.token_hex(32), secrets.token_hex(32)
+    with netns("bare") as bare, container_process(pod, target), container_process(bare, other):
+        seen = pod_netns.parse_reader_output(run_reader(target), pod="server", node="node-1")
+        bare_seen = pod_netns.parse_reader_output(run_reader(other), pod="bare", node="node-1")
+    assert native_istio_redirect(seen.ruleset).ok
+    assert no_istio_iptables_chains(seen.ruleset, seen.iptables_chains).ok
+    assert not native_istio_redirect(bare_seen.ruleset).ok
+
+
+def test_node_reader_sees_legacy_iptables_chains(pod: NetNs) -> None:
+    if shutil.which("iptables-legacy") is None:
+        pytest.skip("iptables-legacy is not installed (the reader then reports no legacy chains)")
+    pod.exec("iptables-legacy", "-t", "nat", "-N", "ISTIO_OUTPUT")
+    container = secrets.token_hex(32)
+    with container_process(pod, container):
+        seen = pod_netns.parse_reader_output(run_reader(container), pod="server", node="node-1")
+    assert "nat ISTIO_OUTPUT" in seen.iptables_chains
+    assert not no_istio_iptables_chains(seen.ruleset, seen.iptables_chains).ok
+
+
+def test_node_reader_names_a_container_it_cannot_find() -> None:
+    require_netns()
+    result = subprocess.run(
+        ["/bin/sh", "-c", pod_netns.DUMP_FUNCTION + pod_netns.READER_SCRIPT, "reader", secrets.token_hex(32)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 3 and "no process of container" in result.stderr
