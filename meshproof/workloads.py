@@ -308,6 +308,38 @@ def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, optio
     return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
+def render_extra_server(
+    workload_set: WorkloadSet,
+    workload_class: WorkloadClass,
+    name: str,
+    options: RenderOptions,
+    *,
+    pod_annotations: Mapping[str, str],
+) -> str:
+    """One more server (Deployment + Service) in a class namespace, with pod annotations: a test's own
+    variant of the shared server (e.g. one excluded from sidecar capture), removed by the test."""
+    return (
+        _environment()
+        .get_template("echo.yaml.j2")
+        .render(
+            namespace=workload_set.namespace(workload_class),
+            name=name,
+            workload_class=workload_class.value,
+            pod_labels=pod_labels(workload_class),
+            pod_annotations=dict(pod_annotations),
+            with_service=True,
+            service_labels={},
+            fortio_image=options.images.fortio,
+            curl_image=options.images.curl,
+            run_as_user=options.run_as_user,
+            http_port=HTTP_PORT,
+            tcp_port=TCP_PORT,
+            app_container=APP_CONTAINER,
+            curl_container=CURL_CONTAINER,
+        )
+    )
+
+
 def render_documents(
     workload_set: WorkloadSet, workload_class: WorkloadClass, options: RenderOptions
 ) -> list[dict]:

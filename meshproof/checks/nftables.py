@@ -34,7 +34,10 @@ from meshproof.evidence.nftables import (
 
 ISTIO_NAT_TABLE = ("inet", "istio-proxy-nat")  # tools/istio-nftables/pkg/constants/constants.go
 ISTIO_MANGLE_TABLE = ("inet", "istio-proxy-mangle")
-ISTIO_IPTABLES_CHAIN_PREFIX = "ISTIO_"  # iptables mode: ISTIO_INBOUND, ISTIO_OUTPUT, ISTIO_REDIRECT, ...
+ISTIO_IPTABLES_CHAIN_PREFIX = "ISTIO_"
+# istiod's injection template (manifests/charts/istio-control/istio-discovery/files/injection-template.yaml)
+ISTIO_INIT_CONTAINERS = ("istio-init", "istio-validation")
+NATIVE_NFTABLES_ARG = "--native-nftables"  # iptables mode: ISTIO_INBOUND, ISTIO_OUTPUT, ISTIO_REDIRECT, ...
 MAX_JUMP_DEPTH = 16  # nft itself refuses deeper jump stacks than 16 in some kernels; Istio uses 2
 
 _L4_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "ipv6-icmp")
@@ -155,10 +158,17 @@ def _capture(table: Table, direction: _Direction) -> tuple[Redirect | None, str]
     return None, message
 
 
-def reachable_redirects(table: Table, base: Chain) -> list[Redirect]:
-    """Every TCP `redirect` rule evaluation can reach from `base`, in evaluation order."""
+def reachable_redirects(
+    table: Table, base: Chain, *, dport: int | None = None, stops: list[str] | None = None
+) -> list[Redirect]:
+    """Every TCP `redirect` rule evaluation can reach from `base`, in evaluation order.
+
+    With `dport`, the walk follows one TCP destination port: rules whose `tcp dport` match rejects it are
+    skipped, and an exit (`return`, ...) whose every match accepts it ends the chain for that packet; those
+    exits are appended to `stops` (for the verdict's reason).
+    """
     found: list[Redirect] = []
-    _walk(table, base, _Route((), (), ()), found)
+    _walk(table, base, _Route((), (), ()), found, dport, stops if stops is not None else [])
     return found
 
 
@@ -169,7 +179,9 @@ class _Route:
     exceptions: tuple[tuple[str, ...], ...]
 
 
-def _walk(table: Table, chain: Chain, route: _Route, found: list[Redirect]) -> None:
+def _walk(
+    table: Table, chain: Chain, route: _Route, found: list[Redirect], dport: int | None, stops: list[str]
+) -> None:
     chains = (*route.chains, chain.name)
     if len(chains) > MAX_JUMP_DEPTH:
         return
@@ -177,21 +189,72 @@ def _walk(table: Table, chain: Chain, route: _Route, found: list[Redirect]) -> N
     for rule in chain.rules:
         matches = [item for item in rule.expr if isinstance(item, Mapping) and "match" in item]
         terminal = any(rule.has(kind) for kind in TERMINAL_VERDICTS)
-        if _can_match_tcp(rule):
-            here = (*route.conditions, *(describe_statement(m) for m in matches if not _is_tcp_selector(m)))
-            for body in rule.statements("redirect"):
-                port = body.get("port") if isinstance(body, Mapping) else None
-                found.append(Redirect(port, chains, here, exceptions))
-            target = rule.jump_target
-            if target is not None and target in table.chains and target not in chains:
-                _walk(table, table.chains[target], _Route(chains, here, exceptions), found)
-            if terminal and matches:
-                exceptions = (
-                    *exceptions,
-                    tuple(describe_statement(m) for m in matches if not _is_tcp_selector(m)),
-                )
+        port_verdict = _dport_verdict(matches, dport)
+        if port_verdict is False or not _can_match_tcp(rule):
+            continue  # this packet (or no TCP packet) matches the rule
+        here = (*route.conditions, *(describe_statement(m) for m in matches if not _is_tcp_selector(m)))
+        for body in rule.statements("redirect"):
+            port = body.get("port") if isinstance(body, Mapping) else None
+            found.append(Redirect(port, chains, here, exceptions))
+        target = rule.jump_target
+        if target is not None and target in table.chains and target not in chains:
+            _walk(table, table.chains[target], _Route(chains, here, exceptions), found, dport, stops)
+        if terminal and port_verdict is True and all(_is_port_or_tcp(m) for m in matches):
+            stops.append(f"`{rule.text}` in {chain.name}")
+            return  # this packet leaves the chain here
+        if terminal and matches:
+            exceptions = (
+                *exceptions,
+                tuple(describe_statement(m) for m in matches if not _is_tcp_selector(m)),
+            )
         if terminal and not matches:
             return  # every packet leaves the chain here: later rules are never evaluated
+
+
+def _dport_verdict(matches: list[Mapping[str, Any]], dport: int | None) -> bool | None:
+    """Whether the rule's `tcp dport` matches accept `dport`: None when undecidable or there are none."""
+    if dport is None:
+        return None
+    verdict: bool | None = None
+    for item in matches:
+        body = item.get("match")
+        if not isinstance(body, Mapping) or not _is_tcp_dport(body.get("left")):
+            continue
+        accepted = _port_in(dport, body.get("right"))
+        if accepted is None:
+            return None
+        if body.get("op", "==") == "!=":
+            accepted = not accepted
+        elif body.get("op", "==") not in ("==", "in"):
+            return None
+        if not accepted:
+            return False
+        verdict = True
+    return verdict
+
+
+def _is_tcp_dport(left: Any) -> bool:
+    payload = left.get("payload") if isinstance(left, Mapping) else None
+    return (
+        isinstance(payload, Mapping) and payload.get("protocol") == "tcp" and payload.get("field") == "dport"
+    )
+
+
+def _port_in(port: int, right: Any) -> bool | None:
+    if isinstance(right, int) and not isinstance(right, bool):
+        return port == right
+    if isinstance(right, Mapping) and isinstance(right.get("set"), list):
+        results = [_port_in(port, value) for value in right["set"]]
+        return None if None in results else any(results)
+    if isinstance(right, Mapping) and isinstance(right.get("range"), list) and len(right["range"]) == 2:
+        low, high = right["range"]
+        return low <= port <= high if isinstance(low, int) and isinstance(high, int) else None
+    return None
+
+
+def _is_port_or_tcp(item: Mapping[str, Any]) -> bool:
+    body = item.get("match")
+    return _is_tcp_selector(item) or (isinstance(body, Mapping) and _is_tcp_dport(body.get("left")))
 
 
 def _can_match_tcp(rule: Rule) -> bool:
@@ -295,4 +358,60 @@ def no_istio_iptables_chains(ruleset: Ruleset, iptables_chains: Iterable[str] = 
     return Verdict.passed(
         f"no {ISTIO_IPTABLES_CHAIN_PREFIX}* chain in nftables ({len(ruleset.tables)} table(s)) "
         f"or iptables ({len(legacy)} chain(s))"
+    )
+
+
+def inbound_port_captured(ruleset: Ruleset, port: int, *, inbound_port: int = 15006) -> Verdict:
+    """Pass when a TCP connection arriving for `port` is redirected to `inbound_port` by Istio's nat table.
+
+    The per-port view of the inbound capture: a pod excluded from capture on `port`
+    (`traffic.sidecar.istio.io/excludeInboundPorts`) has `tcp dport <port> return` before the redirect, and
+    fails here while the rest of its capture still passes `native_istio_redirect`.
+    """
+    if not isinstance(ruleset, Ruleset):
+        return Verdict.failed(f"expected a parsed nftables Ruleset, got {type(ruleset).__name__}")
+    for label, value in (("port", port), ("inbound_port", inbound_port)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            return Verdict.failed(f"{label} must be a TCP port number, got {value!r}")
+    table = ruleset.table(*ISTIO_NAT_TABLE)
+    if table is None:
+        return Verdict.failed(f"no table {' '.join(ISTIO_NAT_TABLE)}: inbound TCP to {port} is not captured")
+    stops: list[str] = []
+    reached = [
+        r
+        for base in table.base_chains(hook="prerouting", chain_type="nat")
+        for r in reachable_redirects(table, base, dport=port, stops=stops)
+    ]
+    hits = [r for r in reached if r.port == inbound_port and r.shadowed_by is None and not r.owner_specific]
+    if hits:
+        return Verdict.passed(
+            f"inbound TCP to {port} is redirected to :{inbound_port} via {hits[0].describe()}"
+        )
+    why = (
+        f"it leaves at {'; '.join(stops)}"
+        if stops
+        else "no redirect to it is reached from the prerouting hook"
+    )
+    return Verdict.failed(f"inbound TCP to {port} is not redirected to :{inbound_port}: {why}")
+
+
+def init_container_requests_native_nftables(pod: Mapping[str, Any]) -> Verdict:
+    """Pass when the injected init container (`istio-init`, or `istio-validation` with istio-cni) carries
+    `--native-nftables` (istiod's injection template adds it when `global.nativeNftables` is true)."""
+    if not isinstance(pod, Mapping):
+        return Verdict.failed(f"expected a pod object, got {type(pod).__name__}")
+    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
+    name = (pod.get("metadata") or {}).get("name", "?") if isinstance(pod.get("metadata"), Mapping) else "?"
+    inits = [c for c in (spec or {}).get("initContainers") or [] if isinstance(c, Mapping)]
+    istio = [c for c in inits if c.get("name") in ISTIO_INIT_CONTAINERS]
+    if not istio:
+        names = ", ".join(str(c.get("name")) for c in inits) or "none"
+        return Verdict.failed(f"pod {name} has no istio-init/istio-validation init container (init: {names})")
+    for container in istio:
+        args = [str(a) for a in (container.get("args") or [])]
+        if NATIVE_NFTABLES_ARG in args:
+            return Verdict.passed(f"pod {name}: {container.get('name')} runs with {NATIVE_NFTABLES_ARG}")
+    return Verdict.failed(
+        f"pod {name}: {', '.join(str(c.get('name')) for c in istio)} lacks {NATIVE_NFTABLES_ARG} "
+        "(the capture is iptables)"
     )

@@ -132,6 +132,39 @@ def reader_pod(name: str, namespace: str, node: str, image: str, target_containe
     }
 
 
+def reader_namespace(name: str, *, openshift: bool) -> list[dict[str, Any]]:
+    """The test's namespace for reader pods: Pod Security `privileged`; on OpenShift its default service
+    account may use the `privileged` SCC (the ClusterRole OpenShift ships for that SCC)."""
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "privileged",
+                    "istio-injection": "disabled",
+                },
+            },
+        }
+    ]
+    if openshift:
+        docs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "meshproof-netns-reader", "namespace": name},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:openshift:scc:privileged",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": name}],
+            }
+        )
+    return docs
+
+
 def split_reader_output(text: str) -> tuple[str, str]:
     """(nft JSON, iptables-legacy-save text) from the reader's log. Raises EvidenceParseError."""
     if NFT_MARK not in text or IPTABLES_MARK not in text or END_MARK not in text:

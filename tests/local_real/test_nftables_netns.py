@@ -30,7 +30,7 @@ import pytest
 from fixtures_data.netns import NetNs, container_process, link, netns, require_netns
 from fixtures_data.shared_data import upstream
 
-from meshproof.checks.nftables import native_istio_redirect, no_istio_iptables_chains
+from meshproof.checks.nftables import inbound_port_captured, native_istio_redirect, no_istio_iptables_chains
 from meshproof.checks.verdict import Verdict
 from meshproof.evidence import pod_netns
 from meshproof.evidence.nftables import Ruleset, parse_ruleset
@@ -354,3 +354,26 @@ def test_node_reader_names_a_container_it_cannot_find() -> None:
         timeout=30,
     )
     assert result.returncode == 3 and "no process of container" in result.stderr
+
+
+def test_per_port_inbound_capture_follows_istio_exclusions(
+    pod_and_peer: tuple[NetNs, NetNs, str, str],
+) -> None:
+    """Istio itself excludes its HBONE port 15008 (`tcp dport 15008 return`): the per-port check says so, and
+    a real call to 15008 reaches the listener there, while a call to the app port lands on 15006."""
+    pod, peer, pod_ip, _ = pod_and_peer
+    ruleset = loaded(pod, default_sidecar_ruleset())
+    assert inbound_port_captured(ruleset, APP_PORT).ok
+    excluded = inbound_port_captured(ruleset, 15008)
+    assert not excluded.ok
+    assert "leaves at `tcp dport 15008 return` in istio-inbound" in excluded.reason
+    with pod.listeners([15006, 15008, APP_PORT]):
+        assert peer.connect(pod_ip, APP_PORT) == "15006"
+        assert peer.connect(pod_ip, 15008) == "15008"
+
+
+def test_per_port_check_on_an_include_list(pod: NetNs) -> None:
+    ruleset = loaded(pod, golden("inbound-ports-include"))  # InboundPortsInclude = 32000,31000
+    assert inbound_port_captured(ruleset, 32000).ok
+    verdict = inbound_port_captured(ruleset, APP_PORT)
+    assert not verdict.ok and "no redirect to it is reached" in verdict.reason
