@@ -41,6 +41,7 @@ from meshproof.evidence.cert_manager import (
     istiod_ca_pem,
 )
 from meshproof.mesh.certs import unrelated_root_pem
+from meshproof.mesh.suite_steps import ISTIO_CSR_PEER_AUTHENTICATION, ISTIO_CSR_PROBE
 from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
@@ -68,8 +69,8 @@ MESH_CLASS = [
     pytest.param(WorkloadClass.SIDECAR, id="sidecar", marks=pytest.mark.sidecar),
     pytest.param(WorkloadClass.AMBIENT, id="ambient", marks=pytest.mark.ambient),
 ]
-PROBE = "csr-probe"
-PEER_AUTHENTICATION = "meshproof-istio-csr"
+PROBE = ISTIO_CSR_PROBE
+PEER_AUTHENTICATION = ISTIO_CSR_PEER_AUTHENTICATION
 NO_SUCH_ACCOUNT = "meshproof-no-such-account"
 
 

@@ -35,6 +35,11 @@ from meshproof.checks.nftables import (
 from meshproof.checks.verdict import require
 from meshproof.config import RunConfig
 from meshproof.evidence.pod_netns import PodNetnsRules, read_pod_netns, reader_namespace
+from meshproof.mesh.suite_steps import (
+    EXCLUDE_INBOUND_PORTS,
+    NFTABLES_EXCLUDED_SERVER,
+    NFTABLES_PEER_AUTHENTICATION,
+)
 from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
@@ -56,11 +61,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.nftables, pytest.mark.sidecar, pytest.mark.feature("nftables")]
 
-EXCLUDED_SERVER = "server-excluded"
-EXCLUDE_INBOUND_PORTS = (
-    "traffic.sidecar.istio.io/excludeInboundPorts"  # istio-facts §5, injection annotations
-)
-PEER_AUTHENTICATION = "meshproof-nftables"
+EXCLUDED_SERVER = NFTABLES_EXCLUDED_SERVER
+PEER_AUTHENTICATION = NFTABLES_PEER_AUTHENTICATION
 
 
 # --- fixtures: the test's own reader namespace and excluded server -------------------------------------
