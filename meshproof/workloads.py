@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -280,20 +281,14 @@ def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, optio
             else {}
         )
         parts.append(
-            env.get_template("echo.yaml.j2").render(
-                namespace=namespace,
-                name=workload.name,
-                workload_class=workload_class.value,
-                pod_labels=pod_labels(workload_class),
+            _render_echo(
+                env,
+                namespace,
+                workload.name,
+                workload_class,
+                options,
                 with_service=is_server,
                 service_labels=service_labels,
-                fortio_image=options.images.fortio,
-                curl_image=options.images.curl,
-                run_as_user=options.run_as_user,
-                http_port=HTTP_PORT,
-                tcp_port=TCP_PORT,
-                app_container=APP_CONTAINER,
-                curl_container=CURL_CONTAINER,
             )
         )
     if workload_class is WorkloadClass.WAYPOINT:
@@ -308,6 +303,35 @@ def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, optio
     return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
+def _render_echo(
+    env: jinja2.Environment,
+    namespace: str,
+    name: str,
+    workload_class: WorkloadClass,
+    options: RenderOptions,
+    *,
+    with_service: bool,
+    service_labels: Mapping[str, str],
+    pod_annotations: Mapping[str, str] | None = None,
+) -> str:
+    return env.get_template("echo.yaml.j2").render(
+        namespace=namespace,
+        name=name,
+        workload_class=workload_class.value,
+        pod_labels=pod_labels(workload_class),
+        pod_annotations=dict(pod_annotations or {}),
+        with_service=with_service,
+        service_labels=dict(service_labels),
+        fortio_image=options.images.fortio,
+        curl_image=options.images.curl,
+        run_as_user=options.run_as_user,
+        http_port=HTTP_PORT,
+        tcp_port=TCP_PORT,
+        app_container=APP_CONTAINER,
+        curl_container=CURL_CONTAINER,
+    )
+
+
 def render_extra_server(
     workload_set: WorkloadSet,
     workload_class: WorkloadClass,
@@ -318,26 +342,43 @@ def render_extra_server(
 ) -> str:
     """One more server (Deployment + Service) in a class namespace, with pod annotations: a test's own
     variant of the shared server (e.g. one excluded from sidecar capture), removed by the test."""
-    return (
-        _environment()
-        .get_template("echo.yaml.j2")
-        .render(
-            namespace=workload_set.namespace(workload_class),
-            name=name,
-            workload_class=workload_class.value,
-            pod_labels=pod_labels(workload_class),
-            pod_annotations=dict(pod_annotations),
-            with_service=True,
-            service_labels={},
-            fortio_image=options.images.fortio,
-            curl_image=options.images.curl,
-            run_as_user=options.run_as_user,
-            http_port=HTTP_PORT,
-            tcp_port=TCP_PORT,
-            app_container=APP_CONTAINER,
-            curl_container=CURL_CONTAINER,
-        )
+    namespace = workload_set.namespace(workload_class)
+    return _render_echo(
+        _environment(),
+        namespace,
+        name,
+        workload_class,
+        options,
+        with_service=True,
+        service_labels={},
+        pod_annotations=pod_annotations,
     )
+
+
+@contextmanager
+def extra_server(
+    cluster: ClusterApi,
+    workload_set: WorkloadSet,
+    workload_class: WorkloadClass,
+    name: str,
+    options: RenderOptions,
+    *,
+    pod_annotations: Mapping[str, str],
+    rollout_timeout: float,
+    test_id: str | None = None,
+) -> Iterator[Workload]:
+    """Deploy `render_extra_server`, wait for it to roll out, yield it; delete it afterwards, pass or fail."""
+    workload = Workload(workload_class, workload_set.namespace(workload_class), name)
+    cluster.apply(
+        render_extra_server(workload_set, workload_class, name, options, pod_annotations=pod_annotations),
+        test_id=test_id,
+    )
+    try:
+        cluster.wait_rollout("Deployment", name, workload.namespace, timeout=rollout_timeout)
+        yield workload
+    finally:
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ServiceAccount")):
+            cluster.delete(api_version, kind, name, workload.namespace)
 
 
 def render_documents(

@@ -46,17 +46,15 @@ from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
 from meshproof.workloads import (
-    DEFAULT_RUN_AS_USER,
     HTTP_PORT,
     RenderOptions,
     Workload,
     WorkloadClass,
-    WorkloadImages,
     WorkloadSet,
+    extra_server,
     pod_name,
     pod_of,
     published_root_pem,
-    render_extra_server,
 )
 
 if TYPE_CHECKING:
@@ -169,29 +167,23 @@ def test_certificate_requests_name_the_workload_identities(
 @pytest.fixture
 def probe(
     cluster: Cluster,
-    run_config: RunConfig,
     workloads: WorkloadSet,
-    mesh: MeshInfo,
+    workload_render_options: RenderOptions,
     test_id: str,
     timeouts: Timeouts,
 ) -> Iterator[Workload]:
     """The test's own sidecar workload, so restarting it disturbs no shared workload."""
-    options = RenderOptions(
-        revision=mesh.revision,
-        run_as_user=None if on_openshift(cluster, run_config) else DEFAULT_RUN_AS_USER,
-        images=WorkloadImages.from_env(),
-    )
-    workload = Workload(WorkloadClass.SIDECAR, workloads.namespace(WorkloadClass.SIDECAR), PROBE)
-    cluster.apply(
-        render_extra_server(workloads, WorkloadClass.SIDECAR, PROBE, options, pod_annotations={}),
+    with extra_server(
+        cluster,
+        workloads,
+        WorkloadClass.SIDECAR,
+        PROBE,
+        workload_render_options,
+        pod_annotations={},
+        rollout_timeout=timeouts.rollout,
         test_id=test_id,
-    )
-    try:
-        cluster.wait_rollout("Deployment", PROBE, workload.namespace, timeout=timeouts.rollout)
+    ) as workload:
         yield workload
-    finally:
-        for kind, api in (("Deployment", "apps/v1"), ("Service", "v1"), ("ServiceAccount", "v1")):
-            cluster.delete(api, kind, PROBE, workload.namespace)
 
 
 @pytest.mark.sidecar  # ztunnel keeps an identity's certificate while that identity runs on the node

@@ -44,15 +44,13 @@ from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
 from meshproof.workloads import (
-    DEFAULT_RUN_AS_USER,
     HTTP_PORT,
     RenderOptions,
     Workload,
     WorkloadClass,
-    WorkloadImages,
     WorkloadSet,
+    extra_server,
     pod_of,
-    render_extra_server,
 )
 
 if TYPE_CHECKING:
@@ -93,35 +91,23 @@ def netns_of(cluster: Cluster, run_config: RunConfig, test_id: str, timeouts: Ti
 @pytest.fixture
 def excluded_server(
     cluster: Cluster,
-    run_config: RunConfig,
     workloads: WorkloadSet,
-    mesh: MeshInfo,
+    workload_render_options: RenderOptions,
     test_id: str,
     timeouts: Timeouts,
 ) -> Iterator[Workload]:
     """A sidecar server like the shared one, but excluded from inbound capture on its HTTP port."""
-    options = RenderOptions(
-        revision=mesh.revision,
-        run_as_user=None if on_openshift(cluster, run_config) else DEFAULT_RUN_AS_USER,
-        images=WorkloadImages.from_env(),
-    )
-    server = Workload(WorkloadClass.SIDECAR, workloads.namespace(WorkloadClass.SIDECAR), EXCLUDED_SERVER)
-    cluster.apply(
-        render_extra_server(
-            workloads,
-            WorkloadClass.SIDECAR,
-            EXCLUDED_SERVER,
-            options,
-            pod_annotations={EXCLUDE_INBOUND_PORTS: str(HTTP_PORT)},
-        ),
+    with extra_server(
+        cluster,
+        workloads,
+        WorkloadClass.SIDECAR,
+        EXCLUDED_SERVER,
+        workload_render_options,
+        pod_annotations={EXCLUDE_INBOUND_PORTS: str(HTTP_PORT)},
+        rollout_timeout=timeouts.rollout,
         test_id=test_id,
-    )
-    try:
-        cluster.wait_rollout("Deployment", EXCLUDED_SERVER, server.namespace, timeout=timeouts.rollout)
+    ) as server:
         yield server
-    finally:
-        for kind, api in (("Deployment", "apps/v1"), ("Service", "v1"), ("ServiceAccount", "v1")):
-            cluster.delete(api, kind, EXCLUDED_SERVER, server.namespace)
 
 
 # --- the behaviours ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from meshproof.checks.nftables import init_container_requests_native_nftables
 from meshproof.evidence import pod_netns
@@ -131,8 +132,9 @@ class FakeCluster:
         self.deleted: list[tuple[str, str, str, str | None]] = []
 
     def apply(self, docs: Any, *, test_id: str | None = None) -> list[dict[str, Any]]:
-        self.applied.extend(docs)
-        return list(docs)
+        parsed = [d for d in yaml.safe_load_all(docs) if d] if isinstance(docs, str) else list(docs)
+        self.applied.extend(parsed)
+        return parsed
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -170,3 +172,35 @@ def test_read_pod_netns_reports_a_failed_reader_and_still_deletes_it() -> None:
             cluster, pod("istio-init", BASE_ARGS), reader_namespace="t-netns", wait=run_now, timeout=1
         )
     assert len(cluster.deleted) == 1
+
+
+class WorkloadCluster(FakeCluster):
+    def __init__(self, *, rollout_fails: bool) -> None:
+        super().__init__("Running", "")
+        self.rollout_fails = rollout_fails
+
+    def wait_rollout(self, kind: str, name: str, namespace: str, *, timeout: float) -> dict[str, Any]:
+        if self.rollout_fails:
+            raise TimeoutError(f"{kind} {namespace}/{name} did not roll out")
+        return {}
+
+
+@pytest.mark.parametrize("rollout_fails", [False, True], ids=["rolled-out", "rollout-failed"])
+def test_extra_server_is_annotated_and_always_removed(rollout_fails: bool) -> None:
+    """The suites' own servers (the capture-excluded one, the istio-csr probe) never outlive their test."""
+    from meshproof.workloads import RenderOptions, WorkloadClass, extra_server, workload_set
+
+    cluster = WorkloadCluster(rollout_fails=rollout_fails)
+    workloads = workload_set("run1", "sidecar")
+    annotation = {"traffic.sidecar.istio.io/excludeInboundPorts": "8080"}
+    try:
+        with extra_server(
+            cluster, workloads, WorkloadClass.SIDECAR, "server-excluded", RenderOptions(),
+            pod_annotations=annotation, rollout_timeout=1,
+        ) as server:  # fmt: skip
+            assert server.name == "server-excluded" and server.namespace == "mp-run1-sidecar"
+    except TimeoutError:
+        assert rollout_fails
+    deployment = next(d for d in cluster.applied if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == annotation
+    assert {kind for _, kind, _, _ in cluster.deleted} == {"Deployment", "Service", "ServiceAccount"}
