@@ -87,11 +87,9 @@ def native_istio_redirect(
 ) -> Verdict:
     """Pass only when `inet istio-proxy-nat` redirects outbound TCP to `outbound_port` (from the output hook)
     and inbound TCP to `inbound_port` (from the prerouting hook); otherwise say what is missing."""
-    if not isinstance(ruleset, Ruleset):
-        return Verdict.failed(f"expected a parsed nftables Ruleset, got {type(ruleset).__name__}")
-    for label, port in (("outbound_port", outbound_port), ("inbound_port", inbound_port)):
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            return Verdict.failed(f"{label} must be a TCP port number, got {port!r}")
+    bad = _bad_input(ruleset, outbound_port=outbound_port, inbound_port=inbound_port)
+    if bad is not None:
+        return bad
     table = ruleset.table(*ISTIO_NAT_TABLE)
     if table is None:
         return Verdict.failed(
@@ -115,6 +113,16 @@ def native_istio_redirect(
         note = _tproxy_note(ruleset, inbound_port) if any("inbound" in p for p in problems) else ""
         return Verdict.failed("; ".join(problems) + note)
     return Verdict.passed(f"{' '.join(ISTIO_NAT_TABLE)} redirects " + " and ".join(found))
+
+
+def _bad_input(ruleset: object, **ports: object) -> Verdict | None:
+    """A failed verdict naming the first bad argument (the checks never raise on bad input), or None."""
+    if not isinstance(ruleset, Ruleset):
+        return Verdict.failed(f"expected a parsed nftables Ruleset, got {type(ruleset).__name__}")
+    for label, value in ports.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            return Verdict.failed(f"{label} must be a TCP port number, got {value!r}")
+    return None
 
 
 def _capture(table: Table, direction: _Direction) -> tuple[Redirect | None, str]:
@@ -368,11 +376,9 @@ def inbound_port_captured(ruleset: Ruleset, port: int, *, inbound_port: int = 15
     (`traffic.sidecar.istio.io/excludeInboundPorts`) has `tcp dport <port> return` before the redirect, and
     fails here while the rest of its capture still passes `native_istio_redirect`.
     """
-    if not isinstance(ruleset, Ruleset):
-        return Verdict.failed(f"expected a parsed nftables Ruleset, got {type(ruleset).__name__}")
-    for label, value in (("port", port), ("inbound_port", inbound_port)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-            return Verdict.failed(f"{label} must be a TCP port number, got {value!r}")
+    bad = _bad_input(ruleset, port=port, inbound_port=inbound_port)
+    if bad is not None:
+        return bad
     table = ruleset.table(*ISTIO_NAT_TABLE)
     if table is None:
         return Verdict.failed(f"no table {' '.join(ISTIO_NAT_TABLE)}: inbound TCP to {port} is not captured")

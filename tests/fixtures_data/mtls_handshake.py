@@ -1,8 +1,10 @@
 """One mutual-TLS handshake on 127.0.0.1 between Python ssl (OpenSSL) peers; the server reports what it saw.
 
-`trust_pem` is what the server trusts for client certificates. With `partial_chain` an intermediate CA may
-be the trust anchor (how a cert-manager issuer CA is trusted on its own); `record_only` also skips the
-validity-time check, so a recording server accepts whatever chains to `trust_pem` and hands the chain over.
+`trust_pem` is what the server trusts for client certificates; `client_trust_pem`, if given, what the
+client trusts for the server's (else the client does not judge the server). With `partial_chain` an
+intermediate CA may be the trust anchor (how a cert-manager issuer CA is trusted on its own); `record_only`
+also skips the validity-time check, so a recording server accepts whatever chains to `trust_pem` and hands
+the chain over.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def handshake(
     *,
     partial_chain: bool = False,
     record_only: bool = False,
+    client_trust_pem: str | None = None,
     timeout: float = 5.0,
 ) -> ServerView:
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -55,8 +58,11 @@ def handshake(
     server_ctx.verify_flags = ssl.VerifyFlags(flags)
 
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_ctx.check_hostname = False  # SPIFFE certificates carry no DNS name
-    client_ctx.verify_mode = ssl.CERT_NONE  # the server's verdict on the client is what is under test
+    client_ctx.check_hostname = False  # SPIFFE certificates carry no DNS name; the chain is still verified
+    if client_trust_pem is None:
+        client_ctx.verify_mode = ssl.CERT_NONE  # only the server's verdict on the client is under test
+    else:
+        client_ctx.load_verify_locations(cadata=client_trust_pem)
     client_ctx.load_cert_chain(
         _write(workdir / "c.pem", client.chain_pem), _write(workdir / "c.key", client.key_pem)
     )
