@@ -139,7 +139,8 @@ def _capture(table: Table, direction: _Direction) -> tuple[Redirect | None, str]
     hits = [r for r in live if r.port == direction.port]
     if hits:
         return min(hits, key=lambda r: len(r.conditions)), ""
-    unreached = _redirect_chains(table, direction.port)
+    reached_chains = {r.chains[-1] for r in reached}
+    unreached = [c for c in _redirect_chains(table, direction.port) if c not in reached_chains]
     message = f"{direction.name} TCP is not redirected to :{direction.port}: "
     shadowed = [r for r in reached if r.shadowed_by is not None and r.port == direction.port]
     if shadowed:

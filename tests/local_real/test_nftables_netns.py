@@ -228,7 +228,9 @@ def test_swapped_ports_fail_both_directions(pod: NetNs) -> None:
     verdict = native_istio_redirect(loaded(pod, swapped_ports(default_sidecar_ruleset())))
     assert not verdict.ok
     assert "outbound TCP is not redirected to :15001" in verdict.reason
+    assert "(one socket owner only)" in verdict.reason  # the proxy's own loop-back path is not a capture
     assert "inbound TCP is not redirected to :15006" in verdict.reason
+    assert "chain istio-in-redirect redirects to :15001 but no rule" not in verdict.reason
 
 
 def test_istio_nftables_capture_has_no_iptables_chains_but_iptables_nft_chains_are_seen(pod: NetNs) -> None:
