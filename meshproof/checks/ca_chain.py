@@ -12,7 +12,7 @@ Pure functions over PEM text and API objects; they never raise on bad input.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -63,18 +63,22 @@ def certificate_requests_for(
     identity: str,
     *,
     issuer_name: str,
-    created_after: dt.datetime | None = None,
+    excluding: Collection[str] = (),
 ) -> Verdict:
-    """Pass when a CertificateRequest for `identity` (annotation `istio.cert-manager.io/identities`), created
-    after `created_after` if given, names `issuer_name` and is Ready (signed)."""
+    """Pass when a CertificateRequest for `identity` (annotation `istio.cert-manager.io/identities`), other
+    than those named in `excluding` (the ones seen before a restart), names `issuer_name` and is Ready.
+
+    Requests are told apart by name, not by creation time: the cluster's clock is not the test's."""
     if not isinstance(requests, Sequence) or isinstance(requests, str | bytes):
         return Verdict.failed(f"expected a list of CertificateRequests, got {type(requests).__name__}")
-    mine = [r for r in requests if isinstance(r, Mapping) and identity in _identities(r)]
-    if created_after is not None:
-        mine = [r for r in mine if (_created(r) or dt.datetime.min.replace(tzinfo=dt.UTC)) > created_after]
+    mine = [
+        r
+        for r in requests
+        if isinstance(r, Mapping) and identity in _identities(r) and request_name(r) not in excluding
+    ]
     if not mine:
-        since = f" created after {created_after.isoformat()}" if created_after else ""
-        return Verdict.failed(f"no CertificateRequest for {identity}{since} among {len(requests)} request(s)")
+        new = f" besides the {len(excluding)} seen before" if excluding else ""
+        return Verdict.failed(f"no CertificateRequest for {identity}{new} among {len(requests)} request(s)")
     problems: list[str] = []
     for request in mine:
         name = (request.get("metadata") or {}).get("name", "?")
@@ -105,14 +109,13 @@ def _identities(request: Mapping[str, Any]) -> list[str]:
     return [part.strip() for part in value.split(",")] if isinstance(value, str) else []
 
 
-def _created(request: Mapping[str, Any]) -> dt.datetime | None:
-    stamp = (request.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+def request_name(request: Mapping[str, Any]) -> str:
+    return str((request.get("metadata") or {}).get("name", ""))
+
+
+def requests_for(requests: Sequence[Mapping[str, Any]], identity: str) -> list[str]:
+    """The names of the CertificateRequests for `identity` (to exclude them after a restart)."""
+    return [request_name(r) for r in requests if isinstance(r, Mapping) and identity in _identities(r)]
 
 
 def _ready(request: Mapping[str, Any]) -> bool:

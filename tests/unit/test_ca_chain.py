@@ -9,18 +9,21 @@ tests/local_real/test_istio_csr_tls.py.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from typing import Any
 
 import pytest
 from fixtures_data.spiffe_pki import Pki
 
-from meshproof.checks.ca_chain import certificate_requests_for, different_leaf, issued_by_cert_manager
+from meshproof.checks.ca_chain import (
+    certificate_requests_for,
+    different_leaf,
+    issued_by_cert_manager,
+    requests_for,
+)
 from meshproof.evidence.cert_manager import issuer_ca_pem, istiod_ca_pem
 from meshproof.evidence.errors import EvidenceCollectionError
 
 ID = "spiffe://cluster.local/ns/apps/sa/client"
-T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def request(
@@ -37,7 +40,7 @@ def request(
         "metadata": {
             "name": name,
             "namespace": "istio-system",
-            "creationTimestamp": at,
+            "creationTimestamp": "2026-01-01T12:05:00Z",
             "annotations": {"istio.cert-manager.io/identities": identities},
         },
         "spec": {
@@ -52,24 +55,31 @@ def request(
 
 
 def test_signed_request_for_the_identity_passes() -> None:
-    verdict = certificate_requests_for(
-        [request("istio-abcde", ID)], ID, issuer_name="istio-ca", created_after=T0
-    )
+    verdict = certificate_requests_for([request("istio-abcde", ID)], ID, issuer_name="istio-ca")
     assert verdict.ok and "istio-abcde" in verdict.reason
+
+
+def test_a_new_request_is_one_not_seen_before() -> None:
+    before = [request("istio-old", ID), request("istio-other", "spiffe://cluster.local/ns/apps/sa/server")]
+    seen = requests_for(before, ID)
+    assert seen == ["istio-old"]
+    assert not certificate_requests_for(before, ID, issuer_name="istio-ca", excluding=seen)
+    after = [*before, request("istio-new", ID)]
+    verdict = certificate_requests_for(after, ID, issuer_name="istio-ca", excluding=seen)
+    assert verdict.ok and "istio-new" in verdict.reason
 
 
 @pytest.mark.parametrize(
     ("requests", "fragment"),
     [
         ([request("istio-a", "spiffe://cluster.local/ns/apps/sa/server")], "no CertificateRequest for"),
-        ([request("istio-a", ID, at="2026-01-01T11:00:00Z")], "created after"),
         ([request("istio-a", ID, issuer="other")], "names issuer 'other'"),
         ([request("istio-a", ID, ready=False)], "is not Ready"),
     ],
-    ids=["other-identity", "too-old", "other-issuer", "unsigned"],
+    ids=["other-identity", "other-issuer", "unsigned"],
 )
 def test_requests_that_do_not_prove_issuance_fail(requests: list[dict[str, Any]], fragment: str) -> None:
-    verdict = certificate_requests_for(requests, ID, issuer_name="istio-ca", created_after=T0)
+    verdict = certificate_requests_for(requests, ID, issuer_name="istio-ca")
     assert not verdict.ok and fragment in verdict.reason
 
 
