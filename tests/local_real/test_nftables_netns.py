@@ -94,9 +94,7 @@ def default_sidecar_ruleset() -> str:
     return text.rstrip("\n") + "\n" + OUTBOUND_WILDCARD_RULE + "\n"
 
 
-def mutate(
-    text: str, *, drop: str | None = None, replace: tuple[str, str] | None = None, add: str = ""
-) -> str:
+def mutate(text: str, *, drop: str | None = None, replace: tuple[str, str] | None = None) -> str:
     lines = text.splitlines()
     if drop is not None:
         assert drop in lines, f"mutation target not in the ruleset: {drop}"
@@ -104,8 +102,6 @@ def mutate(
     if replace is not None:
         assert any(replace[0] in line for line in lines), f"mutation target not in the ruleset: {replace[0]}"
         lines = [line.replace(*replace) for line in lines]
-    if add:
-        lines.append(add)
     return "\n".join(lines) + "\n"
 
 
