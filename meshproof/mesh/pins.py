@@ -77,6 +77,13 @@ class GieBuild:
     def crds_kustomization(self) -> str:
         return f"github.com/kubernetes-sigs/gateway-api-inference-extension/config/crd?ref={self.crd_ref}"
 
+    def crd_url(self, plural: str) -> str:
+        """One CRD file of this release (raw GitHub), e.g. crd_url("inferencepools")."""
+        return (
+            "https://raw.githubusercontent.com/kubernetes-sigs/gateway-api-inference-extension/"
+            f"{self.crd_ref}/config/crd/bases/{self.group}_{plural}.yaml"
+        )
+
 
 GIE_UPSTREAM = GieBuild("inference.networking.x-k8s.io", "v1alpha2", "v0.5.1")  # upstream 1.27.x: GIE v0.5
 GIE_OSSM = GieBuild("inference.networking.k8s.io", "v1", "v1.0.1")  # OSSM 1.27.3-redhat+: GIE v1.0
