@@ -48,6 +48,8 @@ if [ "$dev" = 1 ]; then
   missing=()
   say "building fortio with go install into .cache/bin (first time: a few minutes)"
   bash .ci/install-fortio .cache/bin || missing+=("fortio")
+  say "installing nft and ip for the native-nftables local-real tests (root with apt only; skipped when present)"
+  bash .ci/install-system-packages || missing+=("nftables/iproute2")
   say "fetching the upstream API definitions and building the contract checker with Go (first time: a few minutes)"
   bash .ci/contract/fetch-upstream || missing+=("contract checker")
   if [ "${#missing[@]}" -gt 0 ]; then
