@@ -13,6 +13,7 @@ from typing import Any
 
 from meshproof.checks.verdict import Verdict
 from meshproof.kube_wait import describe_status, find_condition, rollout_state
+from meshproof.tools import parse_version_text
 
 Obj = Mapping[str, Any]
 
@@ -115,6 +116,39 @@ def image_version(image: str) -> str:
     reference = image.split("@", 1)[0]
     last = reference.rsplit("/", 1)[-1]
     return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _version_key(text: str) -> tuple[int, int, int, int] | None:
+    parsed = parse_version_text(text)
+    if parsed is None:
+        return None
+    # A pre-release sorts below its release (v1.3.0-rc.1 < v1.3.0).
+    return parsed.major, parsed.minor, parsed.patch or 0, 0 if parsed.pre else 1
+
+
+def crds_at_least(crds: Mapping[str, Obj | None], annotation: str, min_version: str) -> Verdict:
+    """Every CRD in `crds` (name -> object, None when absent) carries `annotation` >= `min_version`.
+
+    The Gateway API marks each CRD with the release it came from (`gateway.networking.k8s.io/bundle-version`),
+    so an older bundle, a missing CRD or one installed without the mark means "install them"."""
+    want = _version_key(min_version)
+    short: list[str] = []
+    versions: set[str] = set()
+    for name, crd in sorted(crds.items()):
+        if crd is None:
+            short.append(f"{name} is not installed")
+            continue
+        value = str(((crd.get("metadata") or {}).get("annotations") or {}).get(annotation) or "")
+        have = _version_key(value) if value else None
+        if have is None or want is None:
+            short.append(f"{name} has no readable {annotation} ({value or 'unset'})")
+        elif have < want:
+            short.append(f"{name} is at {value}, below {min_version}")
+        else:
+            versions.add(value)
+    if short:
+        return Verdict.failed("; ".join(short))
+    return Verdict.passed(f"{len(crds)} CRDs installed at {', '.join(sorted(versions))} (>= {min_version})")
 
 
 def reconcile_rate(log_text: str, *, window_s: float, max_per_minute: float) -> Verdict:
