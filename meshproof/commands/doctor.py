@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import yaml
 
 from meshproof import tools
 from meshproof.commands.tools import render_table
-from meshproof.config import Feature, RunConfig, add_argparse_options, config_from_namespace
+from meshproof.config import ConfigError, Feature, RunConfig, add_argparse_options, config_from_namespace
+from meshproof.mesh.model import InstallPlan, PlanStep
+from meshproof.mesh.spec import ClusterSpec
 
 DOCKER_INFO_TIMEOUT = 5.0
 API_TIMEOUT = 3.0
@@ -84,16 +87,46 @@ def check_any_tool(names: Sequence[str], *, purpose: str) -> CheckResult:
     )
 
 
-def check_istioctl(cfg: RunConfig) -> CheckResult:
-    """istioctl is always needed: the suites read evidence with it (ztunnel-config, proxy-config) and
-    multicluster creates remote secrets with it. As the installer it must be exactly the Istio version
-    under test, because `istioctl install` installs its own version; otherwise the same minor will do
-    (e.g. the OSSM 3.2 istioctl next to an operator-installed 1.27 control plane).
+# What istioctl is needed for besides install steps: the suites read these through it (fixtures/traffic.py
+# MeshEvidence, meshproof/evidence/collect.py), resolved on first use, so a missing istioctl fails exactly
+# the tests that read them.
+ISTIOCTL_EVIDENCE = (
+    "ztunnel-config workloads/certificates (ambient HBONE and certificate-chain checks) and "
+    "proxy-config secret (sidecar certificate-chain check)"
+)
+
+
+def check_istioctl(cfg: RunConfig, step: PlanStep | None = None) -> CheckResult:
+    """istioctl for the steps that will run, else only for evidence.
+
+    As the installer it must be exactly the Istio version under test, because `istioctl install` installs
+    its own version. For other steps (remote secrets) the same minor will do. When no step runs it (the
+    mesh is installed another way, or reused), the suites still read evidence with it; those reads fail
+    their tests without it, so it is a warning here, never a reason to stop a run that installs nothing
+    with it.
     """
-    if cfg.installer == "istioctl":
+    if step is not None and (step.command or [])[:2] == ["istioctl", "install"]:
         return check_tool("istioctl", wanted=cfg.istio_version, purpose="installer")
-    return check_tool(
-        "istioctl", wanted=cfg.istio_version, policy=tools.VersionPolicy.SAME_MINOR, purpose="evidence"
+    if step is not None:
+        return check_tool(
+            "istioctl",
+            wanted=cfg.istio_version,
+            policy=tools.VersionPolicy.SAME_MINOR,
+            purpose=f"step '{step.title}'",
+        )
+    result = check_tool(
+        "istioctl",
+        wanted=cfg.istio_version,
+        policy=tools.VersionPolicy.SAME_MINOR,
+        required=False,
+        purpose="evidence",
+    )
+    if result.ok:
+        return result
+    return replace(
+        result,
+        detail=f"{result.detail}; no step of this run calls it, only the evidence reads need it: "
+        f"{ISTIOCTL_EVIDENCE}, whose tests fail without it",
     )
 
 
@@ -307,8 +340,22 @@ def check_cluster_access(
 # --- the whole preflight -----------------------------------------------------------------------------------
 
 
-def preflight(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[CheckResult]:
-    """Every check the chosen provider, installer and features need, in the order a user fixes them."""
+ClusterFactory = Callable[[ClusterSpec], Any]  # a reader (get/list) for one planned cluster
+
+
+def preflight(
+    cfg: RunConfig,
+    env: Mapping[str, str] | None = None,
+    *,
+    cluster_factory: ClusterFactory | None = None,
+) -> list[CheckResult]:
+    """Every check the chosen provider needs, then the tools of the plan steps that will run, in the order a
+    user fixes them.
+
+    Which steps run is read from reachable existing clusters (openshift, existing): a mesh whose install
+    record matches is reused (no install step runs), and Gateway API CRDs already at the pinned version are
+    not applied. kind clusters are new, so every step counts.
+    """
     results: list[CheckResult] = []
     if cfg.provider == "kind":
         results.append(check_tool("docker", wanted=""))
@@ -326,11 +373,118 @@ def preflight(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[Chec
             results.append(check_kubectl_skew(server_version))
         results.extend(access)
 
-    results.append(check_istioctl(cfg))
-    if cfg.installer == "helm":
-        results.append(check_tool("helm", purpose="installer"))
+    planned = planned_steps(cfg, reachable=not failures(results), cluster_factory=cluster_factory)
+    if planned is None:
+        # the options make no plan (the run refuses them first): check by the options alone
+        results.append(check_tool("istioctl", wanted=cfg.istio_version, purpose="installer"))
+        if cfg.installer == "helm":
+            results.append(check_tool("helm", purpose="installer"))
+    else:
+        results.append(CheckResult("plan", True, planned.note, required=False))
+        results.append(check_istioctl(cfg, planned.first_step("istioctl")))
+        helm_step = planned.first_step("helm")
+        if helm_step is not None:
+            results.append(check_tool("helm", purpose=f"step '{helm_step.title}'"))
+        kubectl_step = planned.first_step("kubectl")
+        if cfg.provider != "kind" and kubectl_step is not None:  # oc does not do for a kubectl step
+            results.append(check_tool("kubectl", wanted="", purpose=f"step '{kubectl_step.title}'"))
     results.append(check_tool("fortio", required=False, purpose="local benchmarks only"))
     return results
+
+
+# --- which plan steps will run ------------------------------------------------------------------------------
+
+PLAN_TOOLS = ("istioctl", "helm", "kubectl", "kind", "docker")
+
+
+@dataclass(frozen=True)
+class PlannedSteps:
+    steps: tuple[PlanStep, ...]  # the steps that will run, in plan order
+    note: str  # what was decided and why, one line
+
+    def first_step(self, tool: str) -> PlanStep | None:
+        """The first step that will run and calls `tool`; an `<tool> install` step before any other."""
+        using = [s for s in self.steps if tool in step_tools(s)]
+        installs = [s for s in using if (s.command or [])[:2] == [tool, "install"]]
+        candidates = installs or using
+        return candidates[0] if candidates else None
+
+
+def step_tools(step: PlanStep) -> frozenset[str]:
+    """The CLIs a step's command calls (inside `sh -c` scripts too)."""
+    command = step.command or []
+    words = shlex.split(command[2]) if len(command) == 3 and command[:2] == ["sh", "-c"] else command[:1]
+    return frozenset(w for w in words if w in PLAN_TOOLS)
+
+
+def planned_steps(
+    cfg: RunConfig, *, reachable: bool, cluster_factory: ClusterFactory | None = None
+) -> PlannedSteps | None:
+    """The plan steps this run will execute, or None when the options make no plan (the run refuses them
+    before any tool matters)."""
+    from meshproof.mesh.plan import build_plan
+
+    try:
+        plan = build_plan(cfg)
+    except ConfigError:
+        return None
+    skipped: set[int] = set()
+    why: list[str] = []
+    if cfg.provider == "kind":
+        why.append("kind clusters are created, so every step runs")
+    elif not reachable:
+        why.append("the clusters could not be read, so every step counts")
+    else:
+        clusters: dict[str, Any] = {}
+        try:
+            factory = cluster_factory or _cluster_for(cfg)
+            for spec in plan.spec.clusters:
+                clusters[spec.name] = factory(spec)
+            skipped, why = skipped_on(plan, clusters)
+        except Exception as exc:  # a cluster that cannot be read: count every step, say why
+            why = [f"could not read the clusters ({_safe_error(exc)}), so every step counts"]
+        finally:
+            for cluster in clusters.values():
+                getattr(cluster, "close", lambda: None)()
+    running = tuple(s for i, s in enumerate(plan.steps) if i not in skipped)
+    return PlannedSteps(running, _clip("; ".join(why), 2 * _DETAIL_LIMIT))
+
+
+def skipped_on(plan: InstallPlan, clusters: Mapping[str, Any]) -> tuple[set[int], list[str]]:
+    """The plan steps the live clusters make unnecessary, and why: a mesh recorded with these exact
+    options is reused (no mesh step runs), CRD steps whose CRDs are in place are skipped."""
+    from meshproof.mesh.install import crds_in_place
+    from meshproof.mesh.record import read_record
+
+    skipped: set[int] = set()
+    records = [read_record(cluster) for cluster in clusters.values()]
+    if records and all(r is not None and r.matches(plan.spec) for r in records):
+        skipped.update(i for i, _ in plan.steps_in("mesh"))
+        why = ["the mesh is recorded as installed with these options: it is reused, no install step runs"]
+    else:
+        why = ["no matching meshproof install recorded: the install steps run"]
+    for index, step in plan.steps_in("cluster", "platform"):
+        if step.skip_if_crds is not None:
+            in_place = crds_in_place(clusters[step.cluster], step.skip_if_crds)
+            if in_place.ok:
+                skipped.add(index)
+                why.append(f"'{step.title}' on {step.cluster} is skipped ({in_place.reason})")
+    return skipped, why
+
+
+def _cluster_for(cfg: RunConfig) -> ClusterFactory:
+    from meshproof.kube import Cluster
+
+    def make(spec: ClusterSpec) -> Cluster:
+        return Cluster(
+            spec.context,
+            cfg.kubeconfig,
+            cfg.run_id,
+            spec.name,
+            request_timeout=API_TIMEOUT * cfg.timeout_scale,
+        )
+
+    return make
 
 
 def failures(results: Sequence[CheckResult]) -> list[CheckResult]:

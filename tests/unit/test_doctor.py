@@ -20,11 +20,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
+from fixtures_data.kube_apiserver import FakeApiServer
 from fixtures_data.servers import serving_in_background
+from fixtures_data.shared_data import upstream
 
 from meshproof import tools
 from meshproof.commands import doctor
 from meshproof.config import load_config
+from meshproof.mesh.record import record_step
+from meshproof.mesh.spec import MeshSpec
 
 TOKEN = "sekret-token-4f1c9e"
 VERSION_JSON = {
@@ -145,11 +150,13 @@ def test_kind_without_tools_fails_fast_naming_each_missing_tool(
     out = capsys.readouterr().out
     assert rc == 1
     assert elapsed < 5
-    for name in ("tool docker", "tool kind", "tool kubectl", "tool istioctl (installer)"):
+    # helm too: the kind plan installs metrics-server with it
+    helm = "tool helm (step 'Install metrics-server"
+    for name in ("tool docker", "tool kind", "tool kubectl", "tool istioctl (installer)", helm):
         assert name in out
     assert "meshproof tools install kind" in out
     assert "Traceback" not in out
-    assert out.strip().splitlines()[-1].startswith("not ready: 4 required check(s) failed")
+    assert out.strip().splitlines()[-1].startswith("not ready: 5 required check(s) failed")
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
@@ -199,6 +206,7 @@ def test_kind_ready_when_everything_is_there(
     write_exe(env["path"], "kind", 'echo "kind v0.30.0 go1.24.6 linux/amd64"')
     write_exe(env["path"], "kubectl", 'echo "Client Version: v1.33.7"; echo "Kustomize Version: v5.6.0"')
     write_exe(env["path"], "istioctl", 'echo "1.27.9"')
+    write_exe(env["path"], "helm", 'echo "v3.19.2+g8766e71"')
     assert run_doctor(["--provider", "kind"]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == "ready"
@@ -215,11 +223,15 @@ def test_istioctl_as_installer_must_match_the_istio_version_exactly(env: dict[st
     cfg = load_config({"provider": "kind", "installer": "helm"}, env={})
     results = by_name(doctor.preflight(cfg, env={}))
     assert results["tool istioctl (evidence)"].ok
-    assert results["tool helm (installer)"].status == "FAIL"
-    # ...but another minor will not
+    assert (
+        results["tool helm (step 'Install metrics-server 3.12.2 (pod CPU/memory for benchmarks)')"].status
+        == "FAIL"
+    )
+    # ...and another minor is a warning naming what reads evidence with it: no step of the run calls it
     write_exe(env["path"], "istioctl", 'echo "1.26.5"')
     evidence = by_name(doctor.preflight(cfg, env={}))["tool istioctl (evidence)"]
-    assert not evidence.ok and evidence.required and "same-minor" in evidence.detail
+    assert evidence.status == "warn" and "found 1.26.5, this run targets 1.27.x" in evidence.detail
+    assert "ztunnel-config" in evidence.detail and "proxy-config secret" in evidence.detail
 
 
 # --- providers with an existing cluster --------------------------------------------------------------------
@@ -268,6 +280,7 @@ def test_reachable_api_server_passes_and_credentials_stay_secret(
     cfg_file = kubeconfig(env["tmp"] / "kc.yaml", str(api_server["url"]))
     write_exe(env["path"], "kubectl", 'echo "Client Version: v1.33.1"')
     write_exe(env["path"], "istioctl", 'echo "client version: 1.27.3"')  # e.g. the OSSM 3.2 istioctl
+    write_exe(env["path"], "helm", 'echo "v3.19.2+g8766e71"')  # upstream Sail installs with helm
     rc = run_doctor(["--provider", "existing", "--kubeconfig", str(cfg_file), "--installer", "sail"])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -321,8 +334,9 @@ def test_multicluster_needs_two_contexts(env: dict[str, Path], api_server: dict[
     results = by_name(doctor.preflight(two, env={}))
     assert "kubeconfig contexts" not in results
     assert results["cluster a"].ok and results["cluster b"].ok
-    # istioctl (evidence, remote secrets) is required with every installer
-    assert results["tool istioctl (evidence)"].required
+    # istioctl creates the remote secrets, whatever the installer
+    remote = [r for name, r in results.items() if name.startswith("tool istioctl (step 'Give")]
+    assert len(remote) == 1 and remote[0].required
 
 
 def test_kubeconfig_env_may_list_several_files(env: dict[str, Path], api_server: dict[str, object]) -> None:
@@ -352,3 +366,44 @@ def test_summarize_is_one_line_naming_fixes() -> None:
     assert "tool kind: not found (fix: run `meshproof tools install kind`)" in line
     assert "fortio" not in line and "kubectl" not in line
     assert doctor.summarize(results[1:]) == ""
+
+
+# --- tools for the steps the plan will run (issue 14 item 5) ----------------------------------------------
+
+
+def test_a_reused_mesh_needs_no_installer_istioctl_and_the_table_says_why(env: dict[str, Path]) -> None:
+    """The run of issue 14: `--provider existing --mode ambient` against a mesh already in place, with an
+    istioctl built from master. A fake apiserver (tests/fixtures_data/kube_apiserver.py) serves the install
+    record and the real v1.3.0 Gateway API CRDs to the real kubernetes client; it cannot prove RBAC on a
+    real cluster lets the user read them (then every step counts, as the last part shows)."""
+    write_exe(env["path"], "kubectl", 'echo "Client Version: v1.33.7"')
+    write_exe(env["path"], "istioctl", 'echo "client version: 1.30-dev-b01690e6db7d"')
+    with FakeApiServer() as api:
+        cfg_file = api.write_kubeconfig(env["tmp"] / "kc.yaml", context="ctx-a")
+        cfg = load_config({"provider": "existing", "kubeconfig": str(cfg_file), "mode": "ambient"}, env={})
+        # negative control: nothing recorded, so istioctl installs the mesh and must be 1.27.9 exactly
+        before = by_name(doctor.preflight(cfg, env={}))
+        installer = before["tool istioctl (installer)"]
+        assert installer.status == "FAIL" and "found 1.30-dev, this run targets 1.27.9" in installer.detail
+        assert "the install steps run" in before["plan"].detail
+        assert before["tool kubectl (step 'Install the Gateway API CRDs v1.3.0')"].ok
+
+        spec = MeshSpec.from_config(cfg)
+        for doc in record_step(spec, spec.primary).manifests:  # what the install's last step writes
+            api.put(doc)
+        for path in sorted(upstream("gateway-api-v1.3.0", "config", "crd", "standard").glob("*.yaml")):
+            api.put(yaml.safe_load(path.read_text()))
+        after = doctor.preflight(cfg, env={})
+        assert doctor.failures(after) == [], doctor.render(after)
+        results = by_name(after)
+        evidence = results["tool istioctl (evidence)"]
+        assert evidence.status == "warn" and "found 1.30-dev, this run targets 1.27.x" in evidence.detail
+        assert "ztunnel-config workloads/certificates" in evidence.detail
+        assert "it is reused, no install step runs" in results["plan"].detail
+        assert "5 CRDs installed at v1.3.0" in results["plan"].detail
+        assert not [name for name in results if name.startswith(("tool kubectl (step", "tool helm"))]
+
+        api.state.forbidden_plurals.add("configmaps")  # cannot read the record: nothing is assumed
+        unreadable = by_name(doctor.preflight(cfg, env={}))
+        assert "so every step counts" in unreadable["plan"].detail
+        assert unreadable["tool istioctl (installer)"].status == "FAIL"
