@@ -151,6 +151,36 @@ def crds_at_least(crds: Mapping[str, Obj | None], annotation: str, min_version: 
     return Verdict.passed(f"{len(crds)} CRDs installed at {', '.join(sorted(versions))} (>= {min_version})")
 
 
+# istiod's CA answers a ztunnel that asks for another identity's certificate without being trusted to with
+# this gRPC status message (istio/istio security/pkg/server/ca/server.go, codes.Unauthenticated); ztunnel
+# 1.27.9 prints it verbatim inside `signing gRPC error ({code}): {message}` (src/identity.rs), e.g. in
+# `certificate fetch failed (...)` (src/identity/manager.rs, debug level) and in connection errors.
+IMPERSONATION_FAILURE = "request impersonation authentication failure"
+CA_TRUSTED_NODE_ACCOUNTS = "CA_TRUSTED_NODE_ACCOUNTS"  # istiod env: `<ns>/<sa>,...` that may impersonate
+
+
+def impersonation_failures(log_text: str) -> list[str]:
+    """The log lines in which istiod refused ztunnel a certificate for one of its pods."""
+    return [line.strip() for line in log_text.splitlines() if IMPERSONATION_FAILURE in line]
+
+
+def ztunnel_trusted(istiod_env: Mapping[str, str | None], ztunnel_account: str) -> Verdict:
+    """Every istiod (name -> its CA_TRUSTED_NODE_ACCOUNTS, None when unset) trusts `ztunnel_account`
+    (`<namespace>/<service account>`) to ask for its pods' certificates."""
+    if not istiod_env:
+        return Verdict.failed(f"no istiod Deployment found to read {CA_TRUSTED_NODE_ACCOUNTS} from")
+    missing = []
+    for istiod, value in sorted(istiod_env.items()):
+        accounts = {a.strip() for a in (value or "").split(",") if a.strip()}
+        if ztunnel_account not in accounts:
+            missing.append(
+                f"{istiod} has {CA_TRUSTED_NODE_ACCOUNTS}={value if value is not None else '(unset)'}"
+            )
+    if missing:
+        return Verdict.failed(f"ztunnel runs as {ztunnel_account} but " + "; ".join(missing))
+    return Verdict.passed(f"every istiod trusts ztunnel's {ztunnel_account} ({CA_TRUSTED_NODE_ACCOUNTS})")
+
+
 def reconcile_rate(log_text: str, *, window_s: float, max_per_minute: float) -> Verdict:
     """Fail when the operator logs 'Reconciliation done' more often than `max_per_minute` in the window:
     a settled mesh reconciles on changes, a hot loop reconciles continuously."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import socket
 import stat
@@ -18,12 +19,13 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from fixtures_data.kube_apiserver import FakeApiServer
 from fixtures_data.servers import serving_in_background
-from fixtures_data.shared_data import upstream
+from fixtures_data.shared_data import capture, upstream
 
 from meshproof import tools
 from meshproof.commands import doctor
@@ -407,3 +409,124 @@ def test_a_reused_mesh_needs_no_installer_istioctl_and_the_table_says_why(env: d
         unreadable = by_name(doctor.preflight(cfg, env={}))
         assert "so every step counts" in unreadable["plan"].detail
         assert unreadable["tool istioctl (installer)"].status == "FAIL"
+
+
+# --- an ambient mesh already on the cluster (issue 14, the doc/doctor notes) -------------------------------
+
+
+def ambient_cluster(api: FakeApiServer, *, captured: bool, trusted: str, ztunnel_log: str) -> None:
+    """An existing ambient mesh as the istiod and ztunnel charts lay it out: istiod (container `discovery`)
+    with CA_TRUSTED_NODE_ACCOUNTS, ztunnel pods labelled app=ztunnel running as istio-system/ztunnel, and a
+    namespace labelled istio.io/dataplane-mode=ambient with an app pod and pods that are not captured by
+    design (host network, opted out, not running)."""
+    api.put(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "discovery",
+                                "env": [{"name": "CA_TRUSTED_NODE_ACCOUNTS", "value": trusted}],
+                            }
+                        ]
+                    }
+                }
+            },
+        }
+    )
+    api.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "ztunnel-x7k2p", "namespace": "istio-system", "labels": {"app": "ztunnel"}},
+            "spec": {"serviceAccountName": "ztunnel", "containers": [{"name": "istio-proxy"}]},
+            "status": {"phase": "Running"},
+        }
+    )
+    api.set_log("istio-system", "ztunnel-x7k2p", "", ztunnel_log)
+    api.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "zt-e2e", "labels": {"istio.io/dataplane-mode": "ambient"}},
+        }
+    )
+    api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plain"}})
+    annotations = {"ambient.istio.io/redirection": "enabled"} if captured else {}
+
+    def pod(name: str, namespace: str = "zt-e2e", phase: str = "Running", **extra: Any) -> None:
+        meta = {"name": name, "namespace": namespace, "annotations": extra.pop("annotations", annotations)}
+        meta["labels"] = extra.pop("labels", {})
+        api.put(
+            {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": extra, "status": {"phase": phase}}
+        )
+
+    pod("server-969b98544-9jgkw")
+    pod("node-agent", hostNetwork=True, annotations={})
+    pod("opted-out", labels={"istio.io/dataplane-mode": "none"}, annotations={})
+    pod("starting", phase="Pending", annotations={})
+    pod("elsewhere", namespace="plain", annotations={})
+
+
+def ztunnel_lines() -> str:
+    """Real ztunnel 1.27.9 log lines (fed by a real istiod) with no certificate trouble."""
+    text = capture("ztunnel-1.27.9-istiod", "authz-deny.txt").read_text()
+    lines = [line for line in text.splitlines() if re.match(r"^\d{4}-\d\d-\d\dT", line)]
+    assert lines
+    return "\n".join(lines) + "\n"
+
+
+def test_doctor_reads_an_existing_ambient_mesh_both_ways(env: dict[str, Path]) -> None:
+    """What a fake apiserver cannot prove: the full line a real ztunnel prints around istiod's refusal. None
+    was captured here, so the refusing log holds only the status message istiod returns (istio/istio
+    security/pkg/server/ca/server.go), which ztunnel 1.27.9 prints verbatim inside `signing gRPC error
+    ({code}): {message}` (src/identity.rs); the check matches nothing more than that message."""
+    write_exe(env["path"], "kubectl", 'echo "Client Version: v1.33.7"')
+    with FakeApiServer() as api:
+        cfg_file = api.write_kubeconfig(env["tmp"] / "kc.yaml", context="ctx-a")
+        cfg = load_config({"provider": "existing", "kubeconfig": str(cfg_file), "mode": "ambient"}, env={})
+        ambient_cluster(api, captured=True, trusted="istio-system/ztunnel", ztunnel_log=ztunnel_lines())
+        healthy = by_name(doctor.existing_mesh_checks(cfg))
+        capture_ok = healthy["ambient capture (cluster1)"]
+        assert capture_ok.ok and "1 running pod(s) in 1 ambient namespace(s) carry" in capture_ok.detail
+        certs_ok = healthy["ztunnel certificates (cluster1)"]
+        assert certs_ok.ok, certs_ok.detail
+        assert "every istiod trusts ztunnel's istio-system/ztunnel" in certs_ok.detail
+
+    with FakeApiServer() as api:
+        cfg_file = api.write_kubeconfig(env["tmp"] / "kc2.yaml", context="ctx-a")
+        cfg = load_config({"provider": "existing", "kubeconfig": str(cfg_file), "mode": "ambient"}, env={})
+        refused = ztunnel_lines() + "request impersonation authentication failure\n"
+        ambient_cluster(api, captured=False, trusted="ztunnel/ztunnel", ztunnel_log=refused)
+        sick = by_name(doctor.existing_mesh_checks(cfg))
+        not_captured = sick["ambient capture (cluster1)"]
+        assert not_captured.status == "warn"
+        assert "1 of 1 running pod(s) in ambient namespaces lack ambient.istio.io/redirection=enabled" in (
+            not_captured.detail
+        )
+        assert "zt-e2e/server-969b98544-9jgkw" in not_captured.detail and "istio-cni" in not_captured.fix
+        certs = sick["ztunnel certificates (cluster1)"]
+        assert certs.status == "warn"
+        assert "istio-system/ztunnel-x7k2p (1x)" in certs.detail
+        mismatch = "ztunnel runs as istio-system/ztunnel but istio-system/istiod has "
+        assert mismatch + "CA_TRUSTED_NODE_ACCOUNTS=ztunnel/ztunnel" in certs.detail
+        assert "trustedZtunnelNamespace" in certs.fix
+        # warnings only: the run itself may still install or test
+        assert not doctor.failures(list(sick.values()))
+        # every read was a GET (read-only)
+        assert {r.method for r in api.requests} == {"GET"}
+
+
+def test_the_trust_setting_alone_is_checked_when_the_log_is_quiet() -> None:
+    from meshproof.mesh import health
+
+    assert health.ztunnel_trusted(
+        {"istio-system/istiod": "istio-system/ztunnel,ztunnel/ztunnel"}, "ztunnel/ztunnel"
+    )
+    unset = health.ztunnel_trusted({"istio-system/istiod": None}, "ztunnel/ztunnel")
+    assert not unset and "CA_TRUSTED_NODE_ACCOUNTS=(unset)" in unset.reason
+    assert health.impersonation_failures(ztunnel_lines()) == []
