@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from meshproof.kube_api import ObjectGetter, ObjectLister
 from meshproof.kube_connect import ClusterError, ClusterUnreachable, KubeApiError
 from meshproof.kube_objects import RUN_ID_LABEL
 
@@ -36,16 +37,8 @@ _MESH_CONFIGMAP = re.compile(r"^istio(-[a-z0-9.-]+)?$")
 _ISTIO_WEBHOOK = re.compile(r"(^|\.)(validation|sidecar-injector)\.istio\.io$")
 
 
-class MeshReader(Protocol):
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None: ...
-
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-    ) -> list[dict[str, Any]]: ...
+class MeshReader(ObjectGetter, ObjectLister, Protocol):
+    """What the marks are read with; `meshproof.kube.Cluster` provides it."""
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,18 @@ def installed_gateway_api(cluster: FakeCluster, bundle_version: str | None = Non
         cluster.objects[("CustomResourceDefinition", crd["metadata"]["name"])] = crd
 
 
+def apply_platform(plan: Any, cluster: FakeCluster, runner: FakeRunner, said: list[str]) -> list[int]:
+    """The platform stage (where the Gateway API step is) against one cluster, collecting progress lines."""
+    return apply_plan(
+        plan,
+        {cluster.name: cluster},
+        timeouts=TIMEOUTS,
+        stages=("platform",),
+        runner=runner,
+        progress=said.append,
+    )
+
+
 def gateway_api_index(plan: Any) -> int:
     return next(i for i, s in enumerate(plan.steps) if s.title.startswith("Install the Gateway API CRDs"))
 
@@ -292,14 +304,7 @@ def test_gateway_api_crds_already_installed_at_the_pinned_version_are_not_downlo
     installed_gateway_api(cluster)
     said: list[str] = []
     runner = FakeRunner()
-    executed = apply_plan(
-        plan,
-        {"cluster1": cluster},
-        timeouts=TIMEOUTS,
-        stages=("platform",),
-        runner=runner,
-        progress=said.append,
-    )
+    executed = apply_platform(plan, cluster, runner, said)
     assert gateway_api_index(plan) not in executed and kubectl_applies(runner) == []
     assert any("already in place (5 CRDs installed at v1.3.0 (>= v1.3.0)), skipped" in line for line in said)
 
@@ -311,14 +316,7 @@ def test_older_or_missing_gateway_api_crds_are_installed(older: str):
     installed_gateway_api(cluster, bundle_version=older)
     said: list[str] = []
     runner = FakeRunner()
-    executed = apply_plan(
-        plan,
-        {"cluster1": cluster},
-        timeouts=TIMEOUTS,
-        stages=("platform",),
-        runner=runner,
-        progress=said.append,
-    )
+    executed = apply_platform(plan, cluster, runner, said)
     assert gateway_api_index(plan) in executed
     assert kubectl_applies(runner)[0][-1] == pins.GATEWAY_API_CRDS_URL
     assert any(f"is at {older}, below v1.3.0" in line for line in said)
@@ -326,14 +324,7 @@ def test_older_or_missing_gateway_api_crds_are_installed(older: str):
     installed_gateway_api(cluster)
     del cluster.objects[("CustomResourceDefinition", "grpcroutes.gateway.networking.k8s.io")]
     said.clear()
-    again = apply_plan(
-        plan,
-        {"cluster1": cluster},
-        timeouts=TIMEOUTS,
-        stages=("platform",),
-        runner=FakeRunner(),
-        progress=said.append,
-    )
+    again = apply_platform(plan, cluster, FakeRunner(), said)
     assert gateway_api_index(plan) in again
     assert any("grpcroutes.gateway.networking.k8s.io is not installed" in line for line in said)
 
