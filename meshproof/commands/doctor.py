@@ -126,8 +126,8 @@ def check_istioctl(cfg: RunConfig, step: PlanStep | None = None) -> CheckResult:
         return result
     return replace(
         result,
-        detail=f"{result.detail}; no step of this run calls it, only the evidence reads need it: "
-        f"{ISTIOCTL_EVIDENCE}, whose tests fail without it",
+        detail=f"{result.detail}; no step of this run calls it",
+        fix=f"only evidence reads use it: {ISTIOCTL_EVIDENCE}; their tests fail without it. {result.fix}",
     )
 
 
@@ -461,7 +461,7 @@ def skipped_on(plan: InstallPlan, clusters: Mapping[str, Any]) -> tuple[set[int]
     records = [read_record(cluster) for cluster in clusters.values()]
     if records and all(r is not None and r.matches(plan.spec) for r in records):
         skipped.update(i for i, _ in plan.steps_in("mesh"))
-        why = ["the mesh is recorded as installed with these options: it is reused, no install step runs"]
+        why = ["mesh reused (recorded with these options): no install step runs"]
     else:
         why = ["no matching meshproof install recorded: the install steps run"]
     for index, step in plan.steps_in("cluster", "platform"):
@@ -469,7 +469,7 @@ def skipped_on(plan: InstallPlan, clusters: Mapping[str, Any]) -> tuple[set[int]
             in_place = crds_in_place(clusters[step.cluster], step.skip_if_crds)
             if in_place.ok:
                 skipped.add(index)
-                why.append(f"'{step.title}' on {step.cluster} is skipped ({in_place.reason})")
+                why.append(f"skipped on {step.cluster}: '{step.title}' ({in_place.reason})")
     return skipped, why
 
 

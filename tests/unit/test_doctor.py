@@ -233,7 +233,8 @@ def test_istioctl_as_installer_must_match_the_istio_version_exactly(env: dict[st
     write_exe(env["path"], "istioctl", 'echo "1.26.5"')
     evidence = by_name(doctor.preflight(cfg, env={}))["tool istioctl (evidence)"]
     assert evidence.status == "warn" and "found 1.26.5, this run targets 1.27.x" in evidence.detail
-    assert "ztunnel-config" in evidence.detail and "proxy-config secret" in evidence.detail
+    assert "no step of this run calls it" in evidence.detail
+    assert "ztunnel-config" in evidence.fix and "proxy-config secret" in evidence.fix
 
 
 # --- providers with an existing cluster --------------------------------------------------------------------
@@ -400,8 +401,8 @@ def test_a_reused_mesh_needs_no_installer_istioctl_and_the_table_says_why(env: d
         results = by_name(after)
         evidence = results["tool istioctl (evidence)"]
         assert evidence.status == "warn" and "found 1.30-dev, this run targets 1.27.x" in evidence.detail
-        assert "ztunnel-config workloads/certificates" in evidence.detail
-        assert "it is reused, no install step runs" in results["plan"].detail
+        assert "ztunnel-config workloads/certificates" in evidence.fix
+        assert "mesh reused (recorded with these options): no install step runs" in results["plan"].detail
         assert "5 CRDs installed at v1.3.0" in results["plan"].detail
         assert not [name for name in results if name.startswith(("tool kubectl (step", "tool helm"))]
 
