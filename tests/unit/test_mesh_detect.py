@@ -167,3 +167,29 @@ def test_not_being_able_to_look_is_not_finding_nothing():
 def test_the_summary_is_short():
     marks = marks_in(istiod_pods=[istiod_pod(f"r{i}") for i in range(6)])
     assert marks.summary().endswith(", 2 more") and marks.summary().count("pod ") == 4
+
+
+def test_the_marks_are_read_through_the_real_kubernetes_client(tmp_path):
+    """The same reads through `meshproof.kube.Cluster` against the fake apiserver: selectors and
+    cluster-scoped kinds as the client sends them. The fake serves no sailoperator.io API, as a cluster
+    without Sail: that kind is skipped, not an error. It cannot prove a real apiserver's RBAC answers."""
+    from fixtures_data.kube_apiserver import FakeApiServer
+
+    from meshproof.kube import Cluster
+
+    with FakeApiServer() as api:
+        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        api.put({"apiVersion": "v1", **istiod_pod("canary")})
+        api.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}})
+        api.put({"apiVersion": "admissionregistration.k8s.io/v1", **validator("canary")})
+        api.put({"apiVersion": "admissionregistration.k8s.io/v1", **CERT_MANAGER_WEBHOOK})
+        api.put({"apiVersion": "v1", "kind": "ConfigMap", **KUBE_ROOT_CA})
+        cluster = Cluster("ctx", api.write_kubeconfig(tmp_path / "kc", context="ctx"), "run-1", "c1")
+        try:
+            marks = find_mesh_marks(cluster, NS)
+        finally:
+            cluster.close()
+    assert marks.found == (
+        "ValidatingWebhookConfiguration istio-validator-canary-istio-system",
+        "pod istio-system/istiod-canary-7c9f-x2k (app=istiod, istio.io/rev=canary)",
+    )
