@@ -178,7 +178,8 @@ class Provisioner:
 
     def _install_mesh(self) -> dict[str, Any]:
         records = {name: read_record(cluster) for name, cluster in self.clusters.items()}
-        marks = {name: self._mesh_marks(cluster) for name, cluster in self.clusters.items()}
+        # Marks matter only where no meshproof install is recorded; a reused mesh needs no cluster-wide reads.
+        marks = {name: self._mesh_marks(self.clusters[name]) for name, rec in records.items() if rec is None}
         decision = decide_mesh(
             self.spec,
             records,

@@ -54,6 +54,7 @@ class FakeCluster:
     def __init__(self, record: InstallRecord | None = None, istiod: bool = False) -> None:
         self.record = record
         self.istiod = istiod
+        self.listed: list[str] = []
 
     def get(self, api: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         if kind == "ConfigMap" and (name, namespace) == (RECORD_NAME, RECORD_NAMESPACE) and self.record:
@@ -64,6 +65,7 @@ class FakeCluster:
     def list(
         self, api: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> Any:
+        self.listed.append(kind)
         if kind == "Pod" and label_selector == "app=istiod" and self.istiod:
             return [dict(REVISIONED_ISTIOD_POD)]
         return []
@@ -153,9 +155,11 @@ def test_partly_installed_multicluster_is_completed():
 
 def test_reuse_installs_nothing(tmp_path: Path):
     rec = Recorder()
-    result = provisioner(tmp_path, cfg_for(), FakeCluster(record_of(SPEC), istiod=True), rec).ensure_mesh()
+    cluster = FakeCluster(record_of(SPEC), istiod=True)
+    result = provisioner(tmp_path, cfg_for(), cluster, rec).ensure_mesh()
     assert result == {"installed": False, "executed": []}
     assert rec.applied == []
+    assert cluster.listed == []  # a recorded mesh needs no cluster-wide reads (a user may lack the rights)
 
 
 def test_replace_uninstalls_the_recorded_install_then_installs(tmp_path: Path):
