@@ -107,6 +107,10 @@ def version_matches(reported: str, requested: str) -> Verdict:
     """The first x.y.z in `reported` (`pilot-discovery version -s` output, an image tag) is `requested`."""
     found = _SEMVER.search(reported or "")
     if not found:
+        other = parse_version_text(reported or "")  # a development build: `1.30-dev`
+        if other is not None and other.pre:
+            shown = f"{other.major}.{other.minor}{other.pre}"
+            return Verdict.failed(f"reported {shown}, requested {requested}")
         return Verdict.failed(f"no version in {reported.strip()[:80]!r}")
     return Verdict(found.group(0) == requested, f"reported {found.group(0)}, requested {requested}")
 
