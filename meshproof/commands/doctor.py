@@ -12,20 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from meshproof import tools
 from meshproof.commands.tools import render_table
 from meshproof.config import ConfigError, Feature, RunConfig, add_argparse_options, config_from_namespace
-from meshproof.mesh import health
-from meshproof.mesh.model import InstallPlan, PlanStep
-from meshproof.mesh.spec import ClusterSpec
+
+if TYPE_CHECKING:  # the plan machinery loads on first use, not for `meshproof --help`
+    from meshproof.mesh.model import PlanStep
+    from meshproof.mesh.will_run import ClusterFactory, PlannedSteps
 
 DOCKER_INFO_TIMEOUT = 5.0
 API_TIMEOUT = 3.0
@@ -341,9 +341,6 @@ def check_cluster_access(
 # --- the whole preflight -----------------------------------------------------------------------------------
 
 
-ClusterFactory = Callable[[ClusterSpec], Any]  # a reader (get/list) for one planned cluster
-
-
 def preflight(
     cfg: RunConfig,
     env: Mapping[str, str] | None = None,
@@ -374,14 +371,14 @@ def preflight(
             results.append(check_kubectl_skew(server_version))
         results.extend(access)
 
-    planned = planned_steps(cfg, reachable=not failures(results), cluster_factory=cluster_factory)
+    planned = planned_steps(cfg, reachable=not failures(results), factory=cluster_factory)
     if planned is None:
         # the options make no plan (the run refuses them first): check by the options alone
         results.append(check_tool("istioctl", wanted=cfg.istio_version, purpose="installer"))
         if cfg.installer == "helm":
             results.append(check_tool("helm", purpose="installer"))
     else:
-        results.append(CheckResult("plan", True, planned.note, required=False))
+        results.append(CheckResult("plan", True, _clip(planned.note, 2 * _DETAIL_LIMIT), required=False))
         results.append(check_istioctl(cfg, planned.first_step("istioctl")))
         helm_step = planned.first_step("helm")
         if helm_step is not None:
@@ -393,234 +390,26 @@ def preflight(
     return results
 
 
-# --- which plan steps will run ------------------------------------------------------------------------------
-
-PLAN_TOOLS = ("istioctl", "helm", "kubectl", "kind", "docker")
-
-
-@dataclass(frozen=True)
-class PlannedSteps:
-    steps: tuple[PlanStep, ...]  # the steps that will run, in plan order
-    note: str  # what was decided and why, one line
-
-    def first_step(self, tool: str) -> PlanStep | None:
-        """The first step that will run and calls `tool`; an `<tool> install` step before any other."""
-        using = [s for s in self.steps if tool in step_tools(s)]
-        installs = [s for s in using if (s.command or [])[:2] == [tool, "install"]]
-        candidates = installs or using
-        return candidates[0] if candidates else None
-
-
-def step_tools(step: PlanStep) -> frozenset[str]:
-    """The CLIs a step's command calls (inside `sh -c` scripts too)."""
-    command = step.command or []
-    words = shlex.split(command[2]) if len(command) == 3 and command[:2] == ["sh", "-c"] else command[:1]
-    return frozenset(w for w in words if w in PLAN_TOOLS)
-
-
 def planned_steps(
-    cfg: RunConfig, *, reachable: bool, cluster_factory: ClusterFactory | None = None
+    cfg: RunConfig, *, reachable: bool, factory: ClusterFactory | None = None
 ) -> PlannedSteps | None:
-    """The plan steps this run will execute, or None when the options make no plan (the run refuses them
-    before any tool matters)."""
+    """The plan steps this run will execute (meshproof.mesh.will_run), or None when the options make no
+    plan (the run refuses them before any tool matters)."""
+    from meshproof.mesh import will_run
     from meshproof.mesh.plan import build_plan
 
     try:
         plan = build_plan(cfg)
     except ConfigError:
         return None
-    skipped: set[int] = set()
-    why: list[str] = []
     if cfg.provider == "kind":
-        why.append("kind clusters are created, so every step runs")
-    elif not reachable:
-        why.append("the clusters could not be read, so every step counts")
-    else:
-        clusters: dict[str, Any] = {}
-        try:
-            factory = cluster_factory or _cluster_for(cfg)
-            for spec in plan.spec.clusters:
-                clusters[spec.name] = factory(spec)
-            skipped, why = skipped_on(plan, clusters)
-        except Exception as exc:  # a cluster that cannot be read: count every step, say why
-            why = [f"could not read the clusters ({_safe_error(exc)}), so every step counts"]
-        finally:
-            for cluster in clusters.values():
-                getattr(cluster, "close", lambda: None)()
-    running = tuple(s for i, s in enumerate(plan.steps) if i not in skipped)
-    return PlannedSteps(running, _clip("; ".join(why), 2 * _DETAIL_LIMIT))
-
-
-def skipped_on(plan: InstallPlan, clusters: Mapping[str, Any]) -> tuple[set[int], list[str]]:
-    """The plan steps the live clusters make unnecessary, and why: a mesh recorded with these exact
-    options is reused (no mesh step runs), CRD steps whose CRDs are in place are skipped."""
-    from meshproof.mesh.install import crds_in_place
-    from meshproof.mesh.record import read_record
-
-    skipped: set[int] = set()
-    records = [read_record(cluster) for cluster in clusters.values()]
-    if records and all(r is not None and r.matches(plan.spec) for r in records):
-        skipped.update(i for i, _ in plan.steps_in("mesh"))
-        why = ["mesh reused (recorded with these options): no install step runs"]
-    else:
-        why = ["no matching meshproof install recorded: the install steps run"]
-    for index, step in plan.steps_in("cluster", "platform"):
-        if step.skip_if_crds is not None:
-            in_place = crds_in_place(clusters[step.cluster], step.skip_if_crds)
-            if in_place.ok:
-                skipped.add(index)
-                why.append(f"skipped on {step.cluster}: '{step.title}' ({in_place.reason})")
-    return skipped, why
-
-
-def _cluster_for(cfg: RunConfig) -> ClusterFactory:
-    from meshproof.kube import Cluster
-
-    def make(spec: ClusterSpec) -> Cluster:
-        return Cluster(
-            spec.context,
-            cfg.kubeconfig,
-            cfg.run_id,
-            spec.name,
-            request_timeout=API_TIMEOUT * cfg.timeout_scale,
-        )
-
-    return make
-
-
-# --- an ambient mesh already on the cluster (read-only, bounded; `meshproof doctor` only) ------------------
-
-AMBIENT_NAMESPACE_SELECTOR = "istio.io/dataplane-mode=ambient"
-MAX_AMBIENT_NAMESPACES = 20  # enough to see a pattern, bounded on a busy cluster
-MAX_ZTUNNEL_PODS = 5
-ZTUNNEL_LOG_TAIL = 2000
-_SHOWN = 3
-
-
-def check_ambient_capture(cluster: Any) -> CheckResult:
-    """Running pods in ambient namespaces carry `ambient.istio.io/redirection: enabled`: istio-cni sets it
-    once it has redirected the pod's traffic to ztunnel; without it istiod sends the pod as plain TCP and
-    its traffic has no identity (the enrolment check of the suites reads the same annotation)."""
-    name = f"ambient capture ({cluster.name})"
-    namespaces = cluster.list("v1", "Namespace", label_selector=AMBIENT_NAMESPACE_SELECTOR)
-    if not namespaces:
-        return CheckResult(
-            name, True, f"no namespace labelled {AMBIENT_NAMESPACE_SELECTOR} yet", required=False
-        )
-    pods = [
-        pod
-        for ns in namespaces[:MAX_AMBIENT_NAMESPACES]
-        for pod in cluster.pods(str(ns["metadata"]["name"]))
-        if _capturable(pod)
-    ]
-    missed = [pod for pod in pods if not health.ambient_redirected(pod).ok]
-    shown = len(namespaces[:MAX_AMBIENT_NAMESPACES])
-    if not missed:
-        return CheckResult(
-            name,
-            True,
-            f"{len(pods)} running pod(s) in {shown} ambient namespace(s) carry "
-            f"{health.AMBIENT_REDIRECTION_ANNOTATION}=enabled",
-            required=False,
-        )
-    names = ", ".join(f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in missed[:_SHOWN])
-    return CheckResult(
-        name,
-        False,
-        f"{len(missed)} of {len(pods)} running pod(s) in ambient namespaces lack "
-        f"{health.AMBIENT_REDIRECTION_ANNOTATION}=enabled ({names}): ztunnel does not capture them",
-        "istio-cni sets it when it captures a pod: check the istio-cni-node pod and its log on their nodes, "
-        "then restart the pods",
-        required=False,
+        return will_run.every_step(plan, "kind clusters are created, so every step runs")
+    if not reachable:
+        return will_run.every_step(plan, "the clusters could not be read, so every step counts")
+    timeout = API_TIMEOUT * cfg.timeout_scale
+    return will_run.steps_on_clusters(
+        plan, factory or will_run.cluster_factory(cfg.kubeconfig, cfg.run_id, timeout=timeout)
     )
-
-
-def _capturable(pod: Mapping[str, Any]) -> bool:
-    """A running, pod-network pod that did not opt out (`istio.io/dataplane-mode: none`)."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    opted_out = labels.get("istio.io/dataplane-mode") == "none"
-    return status.get("phase") == "Running" and not spec.get("hostNetwork") and not opted_out
-
-
-def check_ztunnel_certificates(cluster: Any) -> CheckResult:
-    """ztunnel can get certificates for its pods: its recent log has no `request impersonation
-    authentication failure` (istiod's answer when it does not trust ztunnel's service account to ask for
-    other identities), and every istiod's CA_TRUSTED_NODE_ACCOUNTS names ztunnel's `<ns>/<sa>`. A clean log
-    alone proves little: ztunnel 1.27 logs a failed fetch at debug level, so the trust setting is read too."""
-    name = f"ztunnel certificates ({cluster.name})"
-    ztunnels = cluster.list("v1", "Pod", label_selector="app=ztunnel")[:MAX_ZTUNNEL_PODS]
-    if not ztunnels:
-        return CheckResult(name, True, "no ztunnel pods (app=ztunnel) yet: nothing to check", required=False)
-    first = ztunnels[0]
-    account = (
-        f"{first['metadata']['namespace']}/{(first.get('spec') or {}).get('serviceAccountName', 'default')}"
-    )
-    istiods = cluster.list("apps/v1", "Deployment", label_selector="app=istiod")
-    trust = health.ztunnel_trusted(
-        {
-            f"{d['metadata'].get('namespace')}/{d['metadata']['name']}": health.container_env(
-                d, "discovery"
-            ).get(health.CA_TRUSTED_NODE_ACCOUNTS)
-            for d in istiods
-        },
-        account,
-    )
-    refused: list[tuple[str, int]] = []
-    for pod in ztunnels:
-        meta = pod["metadata"]
-        lines = health.impersonation_failures(
-            cluster.logs(meta["name"], meta["namespace"], tail_lines=ZTUNNEL_LOG_TAIL)
-        )
-        if lines:
-            refused.append((f"{meta['namespace']}/{meta['name']}", len(lines)))
-    fix = (
-        f"make istiod trust {account}: istiod chart values trustedZtunnelNamespace/trustedZtunnelName "
-        f"(Sail: spec.values.pilot.trustedZtunnelNamespace), which set {health.CA_TRUSTED_NODE_ACCOUNTS}"
-    )
-    if refused:
-        where = ", ".join(f"{pod} ({count}x)" for pod, count in refused[:_SHOWN])
-        return CheckResult(
-            name,
-            False,
-            f"istiod refused ztunnel certificates ('{health.IMPERSONATION_FAILURE}' in {where}); "
-            f"{trust.reason}",
-            fix,
-            required=False,
-        )
-    checked = (
-        f"no '{health.IMPERSONATION_FAILURE}' in the last {ZTUNNEL_LOG_TAIL} log lines of "
-        f"{len(ztunnels)} ztunnel pod(s)"
-    )
-    if not istiods:
-        return CheckResult(name, True, f"{checked}; {trust.reason} (istiod runs elsewhere)", required=False)
-    return CheckResult(name, trust.ok, f"{checked}; {trust.reason}", "" if trust.ok else fix, required=False)
-
-
-def existing_mesh_checks(
-    cfg: RunConfig, *, cluster_factory: ClusterFactory | None = None
-) -> list[CheckResult]:
-    """The ambient checks above on each cluster of an existing-cluster run; a cluster that cannot be read
-    gets one warning line saying why."""
-    from meshproof.mesh.spec import MeshSpec
-
-    if cfg.provider == "kind" or cfg.mode != "ambient":
-        return []
-    factory = cluster_factory or _cluster_for(cfg)
-    results: list[CheckResult] = []
-    for spec in MeshSpec.from_config(cfg).clusters:
-        cluster = None
-        try:
-            cluster = factory(spec)
-            results.append(check_ambient_capture(cluster))
-            results.append(check_ztunnel_certificates(cluster))
-        except Exception as exc:
-            results.append(
-                CheckResult(f"ambient mesh ({spec.name})", False, _safe_error(exc), required=False)
-            )
-        finally:
-            getattr(cluster, "close", lambda: None)()
-    return results
 
 
 def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
@@ -658,6 +447,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     cfg = config_from_namespace(args)
     results = preflight(cfg)
     if not failures(results):  # the cluster answers: look at the ambient mesh already on it
+        from meshproof.commands.doctor_ambient import existing_mesh_checks
+
         results.extend(existing_mesh_checks(cfg))
     print(f"meshproof doctor: provider {cfg.provider}, installer {cfg.installer}, mode {cfg.mode}")
     print(render(results))

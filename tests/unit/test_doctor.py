@@ -28,7 +28,7 @@ from fixtures_data.servers import serving_in_background
 from fixtures_data.shared_data import capture, upstream
 
 from meshproof import tools
-from meshproof.commands import doctor
+from meshproof.commands import doctor, doctor_ambient
 from meshproof.config import load_config
 from meshproof.mesh.record import record_step
 from meshproof.mesh.spec import MeshSpec
@@ -491,7 +491,7 @@ def test_doctor_reads_an_existing_ambient_mesh_both_ways(env: dict[str, Path]) -
         cfg_file = api.write_kubeconfig(env["tmp"] / "kc.yaml", context="ctx-a")
         cfg = load_config({"provider": "existing", "kubeconfig": str(cfg_file), "mode": "ambient"}, env={})
         ambient_cluster(api, captured=True, trusted="istio-system/ztunnel", ztunnel_log=ztunnel_lines())
-        healthy = by_name(doctor.existing_mesh_checks(cfg))
+        healthy = by_name(doctor_ambient.existing_mesh_checks(cfg))
         capture_ok = healthy["ambient capture (cluster1)"]
         assert capture_ok.ok and "1 running pod(s) in 1 ambient namespace(s) carry" in capture_ok.detail
         certs_ok = healthy["ztunnel certificates (cluster1)"]
@@ -503,7 +503,7 @@ def test_doctor_reads_an_existing_ambient_mesh_both_ways(env: dict[str, Path]) -
         cfg = load_config({"provider": "existing", "kubeconfig": str(cfg_file), "mode": "ambient"}, env={})
         refused = ztunnel_lines() + "request impersonation authentication failure\n"
         ambient_cluster(api, captured=False, trusted="ztunnel/ztunnel", ztunnel_log=refused)
-        sick = by_name(doctor.existing_mesh_checks(cfg))
+        sick = by_name(doctor_ambient.existing_mesh_checks(cfg))
         not_captured = sick["ambient capture (cluster1)"]
         assert not_captured.status == "warn"
         assert "1 of 1 running pod(s) in ambient namespaces lack ambient.istio.io/redirection=enabled" in (
