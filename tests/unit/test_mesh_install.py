@@ -375,6 +375,10 @@ def test_the_plan_says_which_way_the_gateway_api_crds_come(tmp_path: Path):
     from_file = plan_for(provider="kind", mode="ambient", gateway_api_crds=str(local)).render_text()
     assert f"Install the Gateway API CRDs v1.3.0 from {local}" in from_file
     assert f"--filename {local}" in from_file and pins.GATEWAY_API_CRDS_URL not in from_file
+    # the written script says it too (a shell runs it unconditionally; meshproof checks first)
+    written = plan_for(provider="kind", mode="ambient").write(tmp_path / "plan")
+    (script,) = [p for p in written if "gateway-api" in p.name]
+    assert "# meshproof skips this step when the CRDs gatewayclasses" in script.read_text()
     # how this machine gets the CRDs is not part of what is installed: the fingerprint does not change
     plain = MeshSpec.from_config(load_config({"provider": "kind"}, env={}))
     local_spec = MeshSpec.from_config(
