@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # Istio 1.27.9 is what OSSM 3.2's `v1.27-latest` resolves to on the 3.2 branch head (istio-facts §0).
 DEFAULT_ISTIO_VERSION = "1.27.9"
-DEFAULT_OSSM_VERSION = "3.2.9"
+DEFAULT_OSSM_VERSION = "3.2.8"  # the newest tagged OSSM 3.2 release (meshproof.mesh.pins.OSSM_NEWEST_RELEASE)
 ENV_PREFIX = "MESHPROOF_"
 
 

@@ -165,6 +165,30 @@ def check_docker_daemon(timeout: float = DOCKER_INFO_TIMEOUT) -> CheckResult:
     )
 
 
+def check_kind_resources(cluster_count: int, timeout: float = DOCKER_INFO_TIMEOUT) -> CheckResult:
+    """Docker has the CPUs and memory `cluster_count` kind clusters need (meshproof.clusters.kind)."""
+    from meshproof.clusters import kind
+
+    needed = kind.resources_needed(cluster_count)
+    name = f"docker resources for {cluster_count} kind cluster{'s' if cluster_count > 1 else ''}"
+    try:
+        result = tools.run(
+            ["docker", "info", "--format", kind.DOCKER_RESOURCES_FORMAT], timeout=timeout, check=False
+        )
+        cpus, memory = kind.parse_docker_resources(result.stdout)
+    except (tools.ToolMissing, tools.CommandTimeout, ValueError) as exc:
+        return CheckResult(name, False, f"cannot read docker's CPUs and memory: {exc}", "check `docker info`")
+    short = kind.resource_shortfall(cpus, memory, needed)
+    if short:
+        return CheckResult(
+            name,
+            False,
+            f"need {needed.describe()}, docker has {short}",
+            "give Docker more CPUs/memory (Docker Desktop: Settings > Resources) or run on a bigger machine",
+        )
+    return CheckResult(name, True, f"{cpus} CPUs, {memory / kind.GIB:.1f} GiB (need {needed.describe()})")
+
+
 # --- cluster access ----------------------------------------------------------------------------------------
 
 
@@ -359,6 +383,8 @@ def preflight(
         results.append(check_tool("docker", wanted=""))
         if results[-1].ok:
             results.append(check_docker_daemon(DOCKER_INFO_TIMEOUT * cfg.timeout_scale))
+            if results[-1].ok and cfg.has(Feature.MULTICLUSTER):
+                results.append(check_kind_resources(2, DOCKER_INFO_TIMEOUT * cfg.timeout_scale))
         results.append(check_tool("kind"))
         # kind clusters default to Kubernetes 1.33 (mesh.pins); the pinned kubectl 1.33 is within the skew.
         results.append(check_tool("kubectl"))

@@ -256,11 +256,14 @@ def _refuse_sail(cfg: RunConfig) -> None:
             raise UnsupportedCombination(
                 f"--ossm-version {cfg.ossm_version}: meshproof targets OSSM 3.2 (servicemeshoperator3 v3.2.x)"
             )
-        offered = pins.OSSM_320_ISTIO if ossm == (3, 2, 0) else pins.OSSM_32X_ISTIO
+        try:
+            offered = pins.istio_versions_for_ossm(cfg.ossm_version)
+        except ValueError as exc:
+            raise UnsupportedCombination(f"--ossm-version {cfg.ossm_version}: {exc}") from None
         if cfg.istio_version not in offered:
             raise UnsupportedCombination(
-                f"OSSM {cfg.ossm_version} does not offer Istio {cfg.istio_version} (it offers "
-                f"{', '.join(offered)}; istio-facts §0); pass --istio-version {offered[-1]}"
+                f"OSSM {cfg.ossm_version} does not offer Istio {cfg.istio_version}: it offers "
+                f"{', '.join(offered)} (its Istio CRD's version enum); pass --istio-version {offered[-1]}"
             )
         return
     if cfg.istio_version not in pins.UPSTREAM_SAIL_FOR_ISTIO:

@@ -15,6 +15,7 @@ import pytest
 
 from meshproof.checks.verdict import Verdict, require
 from meshproof.config import Feature
+from meshproof.evidence import collect
 from meshproof.mesh import health
 from meshproof.mesh.info import MeshInfo
 from meshproof.mesh.olm import ossm_csv_name
@@ -121,10 +122,8 @@ def test_data_plane_components_match_the_mode(
             )
             assert injectors, f"no sidecar injector webhook on {name}"
             # Negative control: sidecar mode runs no ztunnel anywhere.
-            ztunnels = cluster.list("apps/v1", "DaemonSet", label_selector="app=ztunnel")
-            assert not ztunnels, (
-                f"sidecar-mode cluster {name} runs ztunnel: {[z['metadata']['namespace'] for z in ztunnels]}"
-            )
+            ztunnels = collect.ztunnels_in_cluster(cluster)
+            assert not ztunnels, f"sidecar-mode cluster {name} runs ztunnel: {ztunnels}"
             if mesh.cni_namespace:
                 cni = cluster.get("apps/v1", "DaemonSet", "istio-cni-node", mesh.cni_namespace)
                 require(health.rolled_out(cni, "istio-cni-node"))
