@@ -50,6 +50,20 @@ REVISION_STRATEGIES: tuple[str, ...] = ("InPlace", "RevisionBased")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
 
 
+# A run id names a directory under reports/ and labels cluster objects: no separators, no leading dot.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_run_id(text: str, name: str = "MESHPROOF_RUN_ID") -> str:
+    """`text` when it is a usable run id; else ConfigError in one line (`x/../y` would escape reports/)."""
+    if not RUN_ID_RE.fullmatch(text):
+        raise ConfigError(
+            f"{name}: '{text}' is not a run id: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return text
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, DNS-label-safe run id: 20261126-064501-a3f9."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
@@ -270,8 +284,12 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields[dest] = _parse_existing_path(value, "--gateway-api-crds")
         elif dest == "cluster_name":
             fields[dest] = _parse_cluster_name(str(value))
+        elif dest == "run_id":
+            fields[dest] = parse_run_id(str(value))
         else:
             fields[dest] = value
+    if "istio_version" not in fields and "ossm_version" in fields:
+        fields["istio_version"] = _istio_for_ossm(fields)
     run_id = str(fields.get("run_id") or new_run_id())
     fields["run_id"] = run_id
     fields.setdefault("results_dir", Path("reports") / run_id)
@@ -281,6 +299,19 @@ def _build(values: dict[str, object]) -> RunConfig:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "config"
         raise ConfigError(f"{where}: {err['msg']}") from None
+
+
+def _istio_for_ossm(fields: Mapping[str, object]) -> str:
+    """`--ossm-version` alone: the Istio that OSSM version ships (its newest), where OSSM installs the mesh
+    (`--installer sail` on OpenShift); elsewhere the OSSM version is unused and the default stays."""
+    if fields.get("installer") != "sail" or fields.get("provider") != "openshift":
+        return DEFAULT_ISTIO_VERSION
+    from meshproof.mesh.pins import newest_istio_for_ossm  # the mesh package imports this module
+
+    try:
+        return newest_istio_for_ossm(str(fields["ossm_version"]))
+    except ValueError:
+        return DEFAULT_ISTIO_VERSION  # an OSSM release meshproof does not know: refused by the spec
 
 
 def parse_features(value: object) -> frozenset[Feature]:

@@ -64,7 +64,8 @@ POOL_ROUTE, OTHER_API_ROUTE, PLAIN_ROUTE = (
 
 SIM_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.4.0"
 EPP_IMAGES = {
-    # The EPP release of the same GIE release as the CRDs meshproof installs (meshproof.mesh.pins).
+    # The EPP of the GIE minor whose CRDs Istio builds against (meshproof.mesh.pins: v0.5.0 upstream,
+    # v1.0.0 OSSM); its patch release, whose API and CRD schemas are the same as the .0 release's.
     pins.GIE_UPSTREAM.api_version: "registry.k8s.io/gateway-api-inference-extension/epp:v0.5.1",
     pins.GIE_OSSM.api_version: "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1",
 }

@@ -1,7 +1,9 @@
 """Pinned external CLIs (kind, kubectl, istioctl, helm, fortio): find, check the version, run, install.
 
-- `find_tool(name)` looks on PATH first, then in the cache (`$MESHPROOF_CACHE_DIR/bin`, default
-  `~/.cache/meshproof/bin`).
+- `find_tool(name)` is the one place that says where a tool is: its `MESHPROOF_<NAME>` override (fortio:
+  `MESHPROOF_FORTIO`), the checkout's `.cache/bin` (where `scripts/setup.sh --dev` builds fortio), PATH,
+  then the tool cache (`$MESHPROOF_CACHE_DIR/bin`, default `~/.cache/meshproof/bin`). `doctor`,
+  `tools list` and `bench local` all ask it, so they never disagree.
 - `run(args, timeout=...)` runs a command with a deadline, captures its output and logs it (logger
   "meshproof.tools": command, exit code, duration; never stdin, and secret-looking flags are masked).
 - `install_tool(name, ...)` downloads the pinned release into the cache. The archive goes to a hidden temp
@@ -66,7 +68,7 @@ class ToolMissing(ToolError):
     def __init__(self, name: str, hint: str) -> None:
         self.name = name
         self.hint = hint
-        super().__init__(f"{name} not found on PATH or in {cache_bin_dir()}; {hint}")
+        super().__init__(f"{name} not found ({', '.join(tool_search_places(name))}); {hint}")
 
 
 class UnsupportedPlatform(ToolError):
@@ -624,8 +626,31 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+# Tools a user can point at one binary with an environment variable (documented in the README).
+TOOL_ENV = {"fortio": "MESHPROOF_FORTIO"}
+
+
+def checkout_bin_dir() -> Path:
+    """`.cache/bin` of the meshproof checkout, where `scripts/setup.sh --dev` installs fortio."""
+    return Path(__file__).resolve().parents[1] / ".cache" / "bin"
+
+
+def tool_search_places(name: str) -> list[str]:
+    """Where `find_tool` looks, in order, for messages that say so."""
+    places = [f"${TOOL_ENV[name]}"] if name in TOOL_ENV else []
+    return [*places, str(checkout_bin_dir()), "PATH", str(cache_bin_dir())]
+
+
 def find_tool(name: str) -> Path:
-    """The executable for `name`: PATH first, then the meshproof cache. Raises ToolMissing."""
+    """The executable for `name`: its env override, the checkout's .cache/bin, PATH, then the meshproof
+    cache. Raises ToolMissing (an env override that is not an executable is an error, not skipped)."""
+    if (env_name := TOOL_ENV.get(name)) and (override := os.environ.get(env_name)):
+        if not _is_executable(Path(override).expanduser()):
+            raise ToolMissing(name, f"${env_name}={override} is not an executable file; fix or unset it")
+        return Path(override).expanduser()
+    in_checkout = checkout_bin_dir() / name
+    if _is_executable(in_checkout):
+        return in_checkout
     on_path = shutil.which(name)
     if on_path:
         return Path(on_path)

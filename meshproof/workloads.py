@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -269,7 +270,12 @@ def _environment() -> jinja2.Environment:
 
 
 def echo_text(
-    workload: Workload, options: RenderOptions, *, with_service: bool, service_labels: Mapping[str, str]
+    workload: Workload,
+    options: RenderOptions,
+    *,
+    with_service: bool,
+    service_labels: Mapping[str, str],
+    pod_annotations: Mapping[str, str] | None = None,
 ) -> str:
     """The echo app (fortio server + curl client) for one workload, with its Service when asked."""
     return (
@@ -280,6 +286,7 @@ def echo_text(
             name=workload.name,
             workload_class=workload.workload_class.value,
             pod_labels=pod_labels(workload.workload_class),
+            pod_annotations=dict(pod_annotations or {}),
             with_service=with_service,
             service_labels=dict(service_labels),
             fortio_image=options.images.fortio,
@@ -326,6 +333,46 @@ def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, optio
             )
         )
     return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
+
+
+def render_extra_server(
+    workload_set: WorkloadSet,
+    workload_class: WorkloadClass,
+    name: str,
+    options: RenderOptions,
+    *,
+    pod_annotations: Mapping[str, str],
+) -> str:
+    """One more server (Deployment + Service) in a class namespace, with pod annotations: a test's own
+    variant of the shared server (e.g. one excluded from sidecar capture), removed by the test."""
+    workload = Workload(workload_class, workload_set.namespace(workload_class), name)
+    return echo_text(workload, options, with_service=True, service_labels={}, pod_annotations=pod_annotations)
+
+
+@contextmanager
+def extra_server(
+    cluster: ClusterApi,
+    workload_set: WorkloadSet,
+    workload_class: WorkloadClass,
+    name: str,
+    options: RenderOptions,
+    *,
+    pod_annotations: Mapping[str, str],
+    rollout_timeout: float,
+    test_id: str | None = None,
+) -> Iterator[Workload]:
+    """Deploy `render_extra_server`, wait for it to roll out, yield it; delete it afterwards, pass or fail."""
+    workload = Workload(workload_class, workload_set.namespace(workload_class), name)
+    cluster.apply(
+        render_extra_server(workload_set, workload_class, name, options, pod_annotations=pod_annotations),
+        test_id=test_id,
+    )
+    try:
+        cluster.wait_rollout("Deployment", name, workload.namespace, timeout=rollout_timeout)
+        yield workload
+    finally:
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ServiceAccount")):
+            cluster.delete(api_version, kind, name, workload.namespace)
 
 
 def render_documents(

@@ -20,6 +20,7 @@ from meshproof.config import OPTIONS, ConfigError, add_argparse_options, config_
 from meshproof.profiles import PROFILES, get_profile
 from meshproof.reporting.bundle import BundleError, build_bundle
 from meshproof.reporting.conformance import REPORT_FILENAME
+from meshproof.reporting.results_dir import prepare_results_dir, reuse_requested
 from meshproof.reporting.verdict import judge
 
 # pytest arguments that narrow the selection: a profile's selection is fixed.
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     if not args.bundle_only:
+        # a fresh results dir, so the bundle holds this run's files only; refused here in one line
+        prepare_results_dir(cfg.results_dir, cfg.run_id, reuse=reuse_requested())
         # the child reuses the run id so the bundle and the report agree
         env = {**os.environ, "MESHPROOF_RUN_ID": cfg.run_id}
         rc = subprocess.call(pytest_command(args, cfg.results_dir), env=env)

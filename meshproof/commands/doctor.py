@@ -66,7 +66,11 @@ def check_tool(
         return CheckResult(label, True, f"{st.path}{version}", required=required)
     if st.status == "missing":
         return CheckResult(
-            label, False, "not found on PATH or in the meshproof cache", tools.install_hint(name), required
+            label,
+            False,
+            f"not found ({', '.join(tools.tool_search_places(name))})",
+            tools.install_hint(name),
+            required,
         )
     if st.status == "version-mismatch":
         fix = f"install a {name} that fits {st.pinned}: {tools.install_hint(name)}"

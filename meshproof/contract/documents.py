@@ -31,7 +31,7 @@ UNCOVERED_CHARTS = {
 SAIL_ENV_RULE = "sailoperator.io CRD types env as map[string]string"
 # For istioctl and Helm the charts quote env values, so a bool works there; meshproof still requires strings
 # because one MeshSpec feeds all three installers and Sail rejects anything else (istio-facts §1.4).
-MESHPROOF_ENV_RULE = "meshproof rule: the same values must also be valid for Sail, istio-facts §1.4"
+MESHPROOF_ENV_RULE = "meshproof rule: the values must also be valid for Sail (env is map[string]string)"
 
 
 @dataclass

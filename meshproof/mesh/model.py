@@ -205,6 +205,8 @@ class InstallPlan(BaseModel):
     steps: list[PlanStep]
     # What is checked on the live cluster before the first step (cannot be known when planning).
     prerequisites: list[str] = Field(default_factory=list)
+    # What the requested features' suites create at test time (meshproof.mesh.suite_steps), for review.
+    suite_steps: list[str] = Field(default_factory=list)
 
     def steps_in(self, *stages: Stage) -> list[tuple[int, PlanStep]]:
         """(index, step) pairs of the given stages, in plan order."""
@@ -227,6 +229,9 @@ class InstallPlan(BaseModel):
         if self.prerequisites:
             out.append("# checked on the cluster before the first step:")
             out.extend(f"#   - {p}" for p in self.prerequisites)
+        if self.suite_steps:
+            out.append("# the feature suites also do, at test time (removed when each test ends):")
+            out.extend(f"#   - {s}" for s in self.suite_steps)
         out.append(
             f"# {VALUES_FILE}, {ISTIO_OPERATOR_FILE} and {CONFIG_FILE} name the document below a command."
         )

@@ -263,7 +263,8 @@ def _refuse_sail(cfg: RunConfig) -> None:
         if cfg.istio_version not in offered:
             raise UnsupportedCombination(
                 f"OSSM {cfg.ossm_version} does not offer Istio {cfg.istio_version}: it offers "
-                f"{', '.join(offered)} (its Istio CRD's version enum); pass --istio-version {offered[-1]}"
+                f"{', '.join(offered)} (its Istio CRD's version enum); "
+                f"pass --istio-version {offered[-1]} or leave it out"
             )
         return
     if cfg.istio_version not in pins.UPSTREAM_SAIL_FOR_ISTIO:

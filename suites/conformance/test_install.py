@@ -207,7 +207,13 @@ FEATURES = [pytest.param(f, id=f.value) for f in Feature]
 def test_feature_wiring_is_present_exactly_when_requested(
     feature: Feature, cluster: Cluster, mesh: MeshInfo
 ) -> None:
-    """Requested: the setting is there. Not requested: it is not (the negative control for the other runs)."""
+    """Requested: the setting is there. Not requested: it is not (the negative control for the other runs).
+
+    A precondition, not the proof: these read back settings meshproof wrote. Native nftables is proven in
+    the pods' network namespaces and by traffic (test_nftables.py), istio-csr on the certificates workloads
+    hold (test_istio_csr.py); a run whose setting is present but whose capture or CA is not the feature's
+    fails there.
+    """
     wanted = mesh.has(feature)
     istiod = _istiod(cluster, mesh)
     if feature is Feature.GIE:

@@ -383,8 +383,12 @@ def test_the_cap_stops_dumps_and_says_so(inner: pytest.Pytester):
 
 def test_a_dump_that_cannot_be_written_never_changes_the_test_outcome(inner: pytest.Pytester):
     results = inner.path / "results"
-    results.mkdir()
-    (results / "artifacts").write_text("a file where the artifacts folder should be")
+    # planted once the run has prepared its fresh results dir (a non-empty one it would refuse)
+    inner.makeconftest(
+        INNER_CONFTEST
+        + "\ndef pytest_sessionstart(session):\n"
+        + f"    open({str(results / 'artifacts')!r}, 'w').write('a file where the folder should be')\n"
+    )
     outcome = inner.runpytest("-p", "no:cacheprovider", "--results-dir", str(results))
     outcome.assert_outcomes(passed=1, failed=3)
     outcome.stdout.fnmatch_lines(

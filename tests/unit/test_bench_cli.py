@@ -108,12 +108,13 @@ def test_local_refuses_a_non_loopback_target(tmp_path: Path, capsys: pytest.Capt
 def test_local_without_fortio_names_the_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from meshproof.bench import fortio as fortio_mod
 
-    monkeypatch.setenv("MESHPROOF_FORTIO", str(tmp_path / "none"))
+    from meshproof import tools
+
+    monkeypatch.delenv("MESHPROOF_FORTIO", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("MESHPROOF_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(fortio_mod, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(tools, "checkout_bin_dir", lambda: tmp_path / "checkout-bin")
     code = bench_cmd.main(local_fortio_argv("http://127.0.0.1:9/echo", tmp_path / "o"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1

@@ -99,6 +99,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     (sysbin / "sleep").symlink_to(sleep)
     monkeypatch.setenv("PATH", f"{path_dir}:{sysbin}")
     monkeypatch.setenv(tools.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(tools, "checkout_bin_dir", lambda: tmp_path / "checkout-bin")
+    monkeypatch.delenv("MESHPROOF_FORTIO", raising=False)
     monkeypatch.delenv("KUBECONFIG", raising=False)
     return {"path": path_dir, "tmp": tmp_path}
 

@@ -7,6 +7,7 @@ the pinned sums (this machine cannot reach the download hosts).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -44,9 +45,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     path_dir = tmp_path / "path"
     path_dir.mkdir()
     cache = tmp_path / "cache"
+    checkout = tmp_path / "checkout" / ".cache" / "bin"
     monkeypatch.setenv("PATH", str(path_dir))
     monkeypatch.setenv(tools.CACHE_ENV, str(cache))
-    return {"path": path_dir, "cache": cache, "bin": cache / "bin"}
+    monkeypatch.delenv("MESHPROOF_FORTIO", raising=False)
+    monkeypatch.setattr(tools, "checkout_bin_dir", lambda: checkout)
+    return {"path": path_dir, "cache": cache, "bin": cache / "bin", "checkout": checkout}
 
 
 # --- platforms ---------------------------------------------------------------------------------------------
@@ -341,6 +345,41 @@ def test_find_tool_ignores_a_non_executable_cache_file(isolated: dict[str, Path]
     (isolated["bin"] / "kind").write_text("#!/bin/sh\necho kind v0.30.0\n")  # not chmod +x
     with pytest.raises(tools.ToolMissing):
         tools.find_tool("kind")
+
+
+FORTIO_1_68 = 'echo "1.68.2 h1:abc= go1.24.4 amd64 linux"'
+
+
+def test_doctor_tools_list_and_bench_find_fortio_in_the_same_place(
+    isolated: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `setup.sh --dev` fortio is in the checkout's .cache/bin: every command must find it there
+    (doctor and `tools list` said "missing" while `bench local` used it)."""
+    from meshproof.bench.fortio import find_fortio
+    from meshproof.commands import tools as tools_command
+    from meshproof.commands.doctor import check_tool
+
+    built = write_exe(isolated["checkout"], "fortio", FORTIO_1_68)
+    write_exe(isolated["bin"], "fortio", 'echo "1.75.1 h1:abc= go1.25 amd64 linux"')
+
+    assert tools.find_tool("fortio") == built == find_fortio()
+    doctor = check_tool("fortio", wanted="", required=False)
+    assert doctor.ok and doctor.detail == f"{built} 1.68.2"
+    tools_command.cmd_list(argparse.Namespace())
+    listed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fortio "))
+    assert str(built) in listed and "1.68.2" in listed
+
+
+def test_the_fortio_override_wins_and_a_bad_one_is_an_error_not_skipped(
+    isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_exe(isolated["checkout"], "fortio", FORTIO_1_68)
+    mine = write_exe(isolated["path"].parent / "mine", "fortio", FORTIO_1_68)
+    monkeypatch.setenv("MESHPROOF_FORTIO", str(mine))
+    assert tools.find_tool("fortio") == mine
+    monkeypatch.setenv("MESHPROOF_FORTIO", str(mine.parent / "typo"))
+    with pytest.raises(tools.ToolMissing, match=r"\$MESHPROOF_FORTIO=.*/typo is not an executable file"):
+        tools.find_tool("fortio")
 
 
 def test_tool_missing_is_one_line_with_how_to_install(isolated: dict[str, Path]) -> None:
