@@ -1,4 +1,4 @@
-"""Stand-in docker, kind, kubectl, istioctl and helm for runs that must get past preflight but reach no cluster.
+"""Stand-in docker, kind, kubectl, istioctl and helm for runs that get past preflight but reach no cluster.
 
 Each answers its version probe in the format the real tool prints for the pinned version (the same format
 meshproof.tools parses) and refuses everything else with a line that says it is a stand-in: nothing here
