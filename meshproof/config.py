@@ -92,6 +92,9 @@ class RunConfig(BaseModel):
     run_id: str = Field(default_factory=new_run_id)
     cluster_name: str = "meshproof"
     offline: bool = False
+    gateway_api_crds: Path | None = None  # a local file or directory of Gateway API CRDs (no download)
+    # install even where an Istio control plane meshproof did not install runs (refused otherwise)
+    install_over_existing_mesh: bool = False
 
     def has(self, feature: Feature | str) -> bool:
         return Feature(feature) in self.features
@@ -151,7 +154,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout_scale", "multiply every timeout (slow machines: 2)", metavar="FACTOR"),
     Option("cluster_name", "kind cluster name prefix (default meshproof)", metavar="NAME"),
     Option("profile", "YAML file with option values (keys as the long option names)", metavar="FILE"),
-    Option("offline", "never download tools", flag_kind="bool"),
+    Option("offline", "never download tools or the Gateway API CRDs", flag_kind="bool"),
+    Option(
+        "gateway_api_crds",
+        "apply the Gateway API CRDs from this file or directory instead of downloading them",
+        metavar="PATH",
+    ),
+    Option(
+        "install_over_existing_mesh",
+        "install even where an Istio control plane meshproof did not install already runs",
+        flag_kind="bool",
+    ),
 )
 _OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
 
@@ -261,10 +274,14 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields[dest] = _parse_version(str(value), "--" + dest.replace("_", "-"))
         elif dest in ("reuse_cluster", "keep_cluster", "keep_on_failure", "offline"):
             fields[dest] = _parse_bool(value, "--" + dest.replace("_", "-"))
+        elif dest == "install_over_existing_mesh":
+            fields[dest] = _parse_bool(value, "--install-over-existing-mesh")
         elif dest in ("provider", "mode", "installer", "revision_strategy"):
             fields[dest] = _parse_choice(value, _OPTIONS_BY_DEST[dest])
         elif dest in ("kubeconfig", "results_dir"):
             fields[dest] = Path(str(value)).expanduser()
+        elif dest == "gateway_api_crds":
+            fields[dest] = _parse_existing_path(value, "--gateway-api-crds")
         elif dest == "cluster_name":
             fields[dest] = _parse_cluster_name(str(value))
         elif dest == "run_id":
@@ -323,6 +340,13 @@ def _parse_version(text: str, flag: str) -> str:
     if not _VERSION_RE.match(text):
         raise ConfigError(f"{flag}: '{text}' is not a version like 1.27.9")
     return text.removeprefix("v")
+
+
+def _parse_existing_path(value: object, flag: str) -> Path:
+    path = Path(str(value)).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{flag}: {path} does not exist")
+    return path.resolve()
 
 
 def _parse_scale(value: object) -> float:

@@ -133,7 +133,7 @@ class KindProvider:
         steps.append(load_balancer_step(spec.primary))
         for cluster in spec.clusters:
             steps.append(metrics_server_step(cluster))
-            steps.append(gateway_api_step(cluster))
+            steps.append(gateway_api_step(spec, cluster))
         return steps
 
     def prerequisites(self, spec: MeshSpec) -> list[str]:

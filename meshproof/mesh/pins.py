@@ -85,6 +85,16 @@ UPSTREAM_SAIL_FOR_ISTIO: dict[str, SailRelease] = {
 
 GATEWAY_API_VERSION = "v1.3.0"  # the Gateway API release Istio 1.27 implements
 GATEWAY_API_CRDS_URL = f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
+# Every CRD of the standard channel carries the release it came from (config/crd/standard/*.yaml at v1.3.0:
+# `gateway.networking.k8s.io/bundle-version: v1.3.0`, `gateway.networking.k8s.io/channel: standard`).
+GATEWAY_API_BUNDLE_ANNOTATION = "gateway.networking.k8s.io/bundle-version"
+GATEWAY_API_STANDARD_CRDS = (
+    "gatewayclasses.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    "grpcroutes.gateway.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
+    "referencegrants.gateway.networking.k8s.io",
+)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ SAIL_ZTUNNEL_NAMESPACE = "ztunnel"
 OPENSHIFT_NODE_AGENT_NAMESPACE = "kube-system"
 
 
+# MeshSpec fields that say how this machine reaches or fetches things, not what the cluster runs.
+LOCAL_FIELDS: dict[str, bool] = {"gateway_api_crds": True, "offline": True}
+
+
 class UnsupportedCombination(ConfigError):
     """The options ask for a mesh that cannot exist; the message says why and what to change."""
 
@@ -97,6 +101,9 @@ class MeshSpec(BaseModel):
     mesh_id: str | None
     gie_api_version: str | None
     clusters: tuple[ClusterSpec, ...]
+    # How this machine gets things, not what is installed: left out of the fingerprint (`LOCAL_FIELDS`).
+    gateway_api_crds: str | None = None  # a local file or directory of Gateway API CRDs, instead of the URL
+    offline: bool = False  # no step may download anything
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -137,14 +144,16 @@ class MeshSpec(BaseModel):
             mesh_id=MESH_ID if Feature.MULTICLUSTER in cfg.features else None,
             gie_api_version=gie.api_version if gie else None,
             clusters=_clusters(cfg),
+            gateway_api_crds=str(cfg.gateway_api_crds) if cfg.gateway_api_crds else None,
+            offline=cfg.offline,
         )
 
     # --- identity -------------------------------------------------------------------------------
 
     def canonical_json(self) -> str:
-        """The spec as canonical JSON (sorted keys, no whitespace). Kube contexts are left out: they name
-        how this machine reaches a cluster, not what is installed in it."""
-        data = self.model_dump(mode="json", exclude={"clusters": {"__all__": {"context"}}})
+        """The spec as canonical JSON (sorted keys, no whitespace). Kube contexts and `LOCAL_FIELDS` are left
+        out: they name how this machine reaches a cluster or fetches files, not what is installed in it."""
+        data = self.model_dump(mode="json", exclude={"clusters": {"__all__": {"context"}}, **LOCAL_FIELDS})
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:

@@ -155,7 +155,7 @@ def test_certificate_requests_name_the_workload_identities(
     if on_openshift(cluster, run_config):
         pytest.skip(
             "unsupported: the IstioCSR API has no preserveCertificateRequests, and istio-csr deletes each "
-            "request once signed (istio-facts §0 trap 10)"
+            "request once signed"
         )
     requests = certificate_requests(cluster, mesh.istio_namespace)
     for workload in workloads.workloads(workload_class):

@@ -51,6 +51,21 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps", "v1", "StatefulSet", "statefulsets", True),
     Kind("events.k8s.io", "v1", "Event", "events", True),
     Kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False),
+    Kind(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+    ),
+    Kind(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+    ),
     Kind("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies", True),
     Kind("security.istio.io", "v1", "PeerAuthentication", "peerauthentications", True),
     # a kind that can be created but not listed: the sweep must skip it, not fail

@@ -1,4 +1,4 @@
-"""Stand-in docker, kind, kubectl and istioctl for runs that must get past preflight but reach no cluster.
+"""Stand-in docker, kind, kubectl, istioctl and helm for runs that get past preflight but reach no cluster.
 
 Each answers its version probe in the format the real tool prints for the pinned version (the same format
 meshproof.tools parses) and refuses everything else with a line that says it is a stand-in: nothing here
@@ -19,6 +19,8 @@ VERSION_ANSWERS = {
     "kind": {"version": "kind v0.30.0 go1.24.6 linux/amd64", "get clusters": ""},
     "kubectl": {"version --client": "Client Version: v1.33.7\nKustomize Version: v5.6.0"},
     "istioctl": {"version --remote=false": "client version: 1.27.9"},
+    # kind runs install metrics-server with helm, so preflight requires it
+    "helm": {"version --short": "v3.19.2+g8766e71"},
 }
 
 
