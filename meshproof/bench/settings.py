@@ -2,7 +2,8 @@
 
 MESHPROOF_BENCH_PROFILE (a profile name in load/profiles/ or a YAML path; default `quick`),
 MESHPROOF_BENCH_BASELINE (a results dir or benchmark.json to compare against; optional) and
-MESHPROOF_BENCH_THRESHOLD_PCT (regression threshold in percent; default 10). Every bad setting is
+MESHPROOF_BENCH_THRESHOLD_PCT (regression threshold in percent; default 10), MESHPROOF_BENCH_SCALE_PODS
+(the scale profile's pod counts, comma-separated; optional). Every bad setting is
 reported, one line each, at once: a typo in the profile used to surface as one traceback per benchmark
 test, and a missing baseline only in the last test, after a cluster and the mesh had been provisioned.
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from meshproof.bench.model import ResultsError, load_results
 from meshproof.bench.plan import BenchPlan, PlanError, load_plan
-from meshproof.bench.session import BASELINE_ENV, PROFILE_ENV, THRESHOLD_ENV
+from meshproof.bench.scale import ScaleCountsError, scale_counts
+from meshproof.bench.session import BASELINE_ENV, PROFILE_ENV, SCALE_PODS_ENV, THRESHOLD_ENV
 
 DEFAULT_PROFILE = "quick"
 DEFAULT_THRESHOLD_PCT = 10.0
@@ -54,6 +56,11 @@ def bench_settings(env: Mapping[str, str] | None = None) -> BenchSettings:
         except ResultsError as exc:
             problems.append(f"{BASELINE_ENV}: {_one_line(exc)}")
     threshold = _threshold(env.get(THRESHOLD_ENV), problems)
+    if env.get(SCALE_PODS_ENV):
+        try:
+            scale_counts((), "any", env[SCALE_PODS_ENV])
+        except ScaleCountsError as exc:
+            problems.append(f"{SCALE_PODS_ENV}: {exc}")
     if problems or plan is None:
         raise BenchSettingsError(problems)
     return BenchSettings(plan=plan, baseline=baseline, threshold_pct=threshold)

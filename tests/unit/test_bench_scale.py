@@ -143,6 +143,15 @@ def test_pod_counts_come_from_the_profile_on_kind_and_must_be_set_on_openshift()
         scale_counts(plan.scale.pods, "kind", "ten")
 
 
+def test_bad_scale_pod_counts_stop_the_benchmark_at_startup() -> None:
+    from meshproof.bench.settings import BenchSettingsError, bench_settings
+
+    assert bench_settings({"MESHPROOF_BENCH_SCALE_PODS": "100,500"}).plan.name == "quick"
+    with pytest.raises(BenchSettingsError) as err:
+        bench_settings({"MESHPROOF_BENCH_SCALE_PODS": "100,lots"})
+    assert err.value.problems == ["MESHPROOF_BENCH_SCALE_PODS: not comma-separated pod counts: '100,lots'"]
+
+
 def test_idle_pods_are_enrolled_by_their_namespace_and_small() -> None:
     settings = ArmSettings(run_id="r1", sizing=PodSizing(), placement="any")
     docs = [d for d in yaml.safe_load_all(render_idle("sidecar", settings, 50)) if d]
