@@ -15,7 +15,8 @@ foreign chains is shown on real handshakes in tests/local_real/test_istio_csr_tl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -47,11 +48,9 @@ from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
 from meshproof.workloads import (
     HTTP_PORT,
-    RenderOptions,
     Workload,
     WorkloadClass,
     WorkloadSet,
-    extra_server,
     pod_name,
     pod_of,
     published_root_pem,
@@ -165,24 +164,9 @@ def test_certificate_requests_name_the_workload_identities(
 
 
 @pytest.fixture
-def probe(
-    cluster: Cluster,
-    workloads: WorkloadSet,
-    workload_render_options: RenderOptions,
-    test_id: str,
-    timeouts: Timeouts,
-) -> Iterator[Workload]:
+def probe(own_server: Callable[..., AbstractContextManager[Workload]]) -> Iterator[Workload]:
     """The test's own sidecar workload, so restarting it disturbs no shared workload."""
-    with extra_server(
-        cluster,
-        workloads,
-        WorkloadClass.SIDECAR,
-        PROBE,
-        workload_render_options,
-        pod_annotations={},
-        rollout_timeout=timeouts.rollout,
-        test_id=test_id,
-    ) as workload:
+    with own_server(PROBE) as workload:
         yield workload
 
 

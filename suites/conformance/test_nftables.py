@@ -18,7 +18,8 @@ Whether the check itself can fail is shown on real rulesets in the engine's loca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -45,11 +46,9 @@ from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
 from meshproof.workloads import (
     HTTP_PORT,
-    RenderOptions,
     Workload,
     WorkloadClass,
     WorkloadSet,
-    extra_server,
     pod_of,
 )
 
@@ -89,24 +88,9 @@ def netns_of(cluster: Cluster, run_config: RunConfig, test_id: str, timeouts: Ti
 
 
 @pytest.fixture
-def excluded_server(
-    cluster: Cluster,
-    workloads: WorkloadSet,
-    workload_render_options: RenderOptions,
-    test_id: str,
-    timeouts: Timeouts,
-) -> Iterator[Workload]:
+def excluded_server(own_server: Callable[..., AbstractContextManager[Workload]]) -> Iterator[Workload]:
     """A sidecar server like the shared one, but excluded from inbound capture on its HTTP port."""
-    with extra_server(
-        cluster,
-        workloads,
-        WorkloadClass.SIDECAR,
-        EXCLUDED_SERVER,
-        workload_render_options,
-        pod_annotations={EXCLUDE_INBOUND_PORTS: str(HTTP_PORT)},
-        rollout_timeout=timeouts.rollout,
-        test_id=test_id,
-    ) as server:
+    with own_server(EXCLUDED_SERVER, pod_annotations={EXCLUDE_INBOUND_PORTS: str(HTTP_PORT)}) as server:
         yield server
 
 
