@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fixtures.mtls import expect_mutual_tls, expect_plaintext_refused
+from fixtures.mtls import workload_identity as identity
 from fixtures.traffic import MeshEvidence
 from fixtures.workloads import on_openshift
-from meshproof.checks import responses
-from meshproof.checks.ambient import ztunnel_saw_mtls
 from meshproof.checks.ca_chain import (
     certificate_requests_for,
     different_leaf,
@@ -47,12 +47,10 @@ from meshproof.policies import AppliedPolicies, peer_authentication
 from meshproof.traffic import Traffic
 from meshproof.wait import Timeouts, eventually
 from meshproof.workloads import (
-    HTTP_PORT,
     Workload,
     WorkloadClass,
     WorkloadSet,
     pod_name,
-    pod_of,
     published_root_pem,
 )
 
@@ -69,10 +67,6 @@ MESH_CLASS = [
 PROBE = ISTIO_CSR_PROBE
 PEER_AUTHENTICATION = ISTIO_CSR_PEER_AUTHENTICATION
 NO_SUCH_ACCOUNT = "meshproof-no-such-account"
-
-
-def identity(mesh: MeshInfo, workload: Workload) -> str:
-    return spiffe_id(mesh.trust_domain, workload.namespace, workload.service_account)
 
 
 def leaf_chain(evidence: MeshEvidence, mesh: MeshInfo, workload: Workload) -> str:
@@ -223,25 +217,8 @@ def test_mtls_still_holds_with_istio_csr(
 ) -> None:
     server, client = workloads.server(workload_class), workloads.client(workload_class)
     policies.apply(peer_authentication(PEER_AUTHENTICATION, server.namespace, "STRICT"))
-    client_id, server_id = identity(mesh, client), identity(mesh, server)
-    if workload_class is WorkloadClass.SIDECAR:
-        traffic.expect(
-            client,
-            server,
-            HTTP_PORT,
-            responses.mtls_with_identity(client_id, server_identity=server_id),
-            description="with istio-csr certificates the server's sidecar receives mTLS from the client",
-        )
-    else:
-        server_pod = pod_of(cluster, server)
-        destination = evidence.ztunnel_on_node_of(server_pod)
-        baseline = evidence.ztunnel_metrics(destination)
-        traffic.expect(client, server, HTTP_PORT, responses.ok(), description="in-mesh call under STRICT")
-        evidence.require_metrics(
-            destination,
-            lambda samples: ztunnel_saw_mtls(samples, client_id, server_id, baseline=baseline),
-            "the server's ztunnel counted mutual_tls connections from the client's principal",
-        )
+    expect_mutual_tls(client, server, traffic, evidence, mesh, cluster, context="with istio-csr certificates")
     # Control: STRICT still refuses plaintext from outside the mesh.
-    outsider = workloads.client(WorkloadClass.OUT_OF_MESH)
-    traffic.expect(outsider, server, HTTP_PORT, responses.denied_l4(), description="STRICT refuses plaintext")
+    expect_plaintext_refused(
+        workloads.client(WorkloadClass.OUT_OF_MESH), server, traffic, evidence, mesh, cluster
+    )

@@ -21,18 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fixtures.mtls import workload_identity as identity
 from fixtures.multicluster import TwoClusters
 from meshproof import multicluster as mc
 from meshproof.checks import multicluster as checks
 from meshproof.checks import responses
 from meshproof.checks.ambient import PolicyRejection, ztunnel_access_log_identity
-from meshproof.checks.identity import principal, spiffe_id
+from meshproof.checks.identity import principal
 from meshproof.checks.verdict import Verdict, require
 from meshproof.evidence.collect import ztunnel_workloads
 from meshproof.policies import AppliedPolicies, Rule, authorization_policy
 from meshproof.traffic import Response
 from meshproof.wait import eventually
-from meshproof.workloads import Workload, WorkloadClass, pod_of
+from meshproof.workloads import WorkloadClass, pod_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,10 +47,6 @@ MODES = [
     pytest.param("ambient", id="ambient", marks=pytest.mark.ambient),
 ]
 AMBIENT_ONLY = [pytest.param("ambient", id="ambient", marks=pytest.mark.ambient)]
-
-
-def identity(mesh: MeshInfo, workload: Workload) -> str:
-    return spiffe_id(mesh.trust_domain, workload.namespace, workload.service_account)
 
 
 def each(check: responses.Check) -> Any:
