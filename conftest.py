@@ -7,4 +7,6 @@ pytest_plugins = [
     "fixtures.mesh",
     "fixtures.workloads",
     "fixtures.traffic",
+    "fixtures.gie",
+    "fixtures.multicluster",
 ]

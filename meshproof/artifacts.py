@@ -63,6 +63,19 @@ def sources_from(value: object) -> list[DumpSource]:
     return []
 
 
+def unique_sources(*values: object) -> list[DumpSource]:
+    """The clusters in several fixture values, each once (by name), in first-seen order.
+
+    A test's `cluster` is also one of its `clusters` (the fixture is built from that mapping), so reading
+    both would dump the same cluster twice.
+    """
+    seen: dict[str, DumpSource] = {}
+    for value in values:
+        for source in sources_from(value):
+            seen.setdefault(source.name, source)
+    return list(seen.values())
+
+
 class ArtifactDumper:
     def __init__(
         self, results_dir: Path, max_dumps: int = DEFAULT_MAX_DUMPS, log_tail_lines: int = LOG_TAIL_LINES
@@ -93,6 +106,7 @@ class ArtifactDumper:
     ) -> Dump:
         dest = _unique_dir(self.artifacts_dir / safe_name(dirname or test_id or "unnamed-test"))
         result = Dump(dest)
+        clusters = unique_sources(clusters)  # one folder per cluster, however the caller gathered them
         extra = sorted(set(extra_namespaces))
         for cluster in clusters:
             _ClusterDump(cluster, dest / safe_name(cluster.name), result, self.log_tail_lines).run(

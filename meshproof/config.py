@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # Istio 1.27.9 is what OSSM 3.2's `v1.27-latest` resolves to on the 3.2 branch head (istio-facts §0).
 DEFAULT_ISTIO_VERSION = "1.27.9"
-DEFAULT_OSSM_VERSION = "3.2.9"
+DEFAULT_OSSM_VERSION = "3.2.8"  # the newest tagged OSSM 3.2 release (meshproof.mesh.pins.OSSM_NEWEST_RELEASE)
 ENV_PREFIX = "MESHPROOF_"
 
 
@@ -48,6 +48,20 @@ MODES: tuple[str, ...] = ("sidecar", "ambient")
 INSTALLERS: tuple[str, ...] = ("istioctl", "helm", "sail")
 REVISION_STRATEGIES: tuple[str, ...] = ("InPlace", "RevisionBased")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
+
+
+# A run id names a directory under reports/ and labels cluster objects: no separators, no leading dot.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_run_id(text: str, name: str = "MESHPROOF_RUN_ID") -> str:
+    """`text` when it is a usable run id; else ConfigError in one line (`x/../y` would escape reports/)."""
+    if not RUN_ID_RE.fullmatch(text):
+        raise ConfigError(
+            f"{name}: '{text}' is not a run id: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return text
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -78,6 +92,9 @@ class RunConfig(BaseModel):
     run_id: str = Field(default_factory=new_run_id)
     cluster_name: str = "meshproof"
     offline: bool = False
+    gateway_api_crds: Path | None = None  # a local file or directory of Gateway API CRDs (no download)
+    # install even where an Istio control plane meshproof did not install runs (refused otherwise)
+    install_over_existing_mesh: bool = False
 
     def has(self, feature: Feature | str) -> bool:
         return Feature(feature) in self.features
@@ -137,7 +154,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout_scale", "multiply every timeout (slow machines: 2)", metavar="FACTOR"),
     Option("cluster_name", "kind cluster name prefix (default meshproof)", metavar="NAME"),
     Option("profile", "YAML file with option values (keys as the long option names)", metavar="FILE"),
-    Option("offline", "never download tools", flag_kind="bool"),
+    Option("offline", "never download tools or the Gateway API CRDs", flag_kind="bool"),
+    Option(
+        "gateway_api_crds",
+        "apply the Gateway API CRDs from this file or directory instead of downloading them",
+        metavar="PATH",
+    ),
+    Option(
+        "install_over_existing_mesh",
+        "install even where an Istio control plane meshproof did not install already runs",
+        flag_kind="bool",
+    ),
 )
 _OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
 
@@ -247,14 +274,22 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields[dest] = _parse_version(str(value), "--" + dest.replace("_", "-"))
         elif dest in ("reuse_cluster", "keep_cluster", "keep_on_failure", "offline"):
             fields[dest] = _parse_bool(value, "--" + dest.replace("_", "-"))
+        elif dest == "install_over_existing_mesh":
+            fields[dest] = _parse_bool(value, "--install-over-existing-mesh")
         elif dest in ("provider", "mode", "installer", "revision_strategy"):
             fields[dest] = _parse_choice(value, _OPTIONS_BY_DEST[dest])
         elif dest in ("kubeconfig", "results_dir"):
             fields[dest] = Path(str(value)).expanduser()
+        elif dest == "gateway_api_crds":
+            fields[dest] = _parse_existing_path(value, "--gateway-api-crds")
         elif dest == "cluster_name":
             fields[dest] = _parse_cluster_name(str(value))
+        elif dest == "run_id":
+            fields[dest] = parse_run_id(str(value))
         else:
             fields[dest] = value
+    if "istio_version" not in fields and "ossm_version" in fields:
+        fields["istio_version"] = _istio_for_ossm(fields)
     run_id = str(fields.get("run_id") or new_run_id())
     fields["run_id"] = run_id
     fields.setdefault("results_dir", Path("reports") / run_id)
@@ -264,6 +299,19 @@ def _build(values: dict[str, object]) -> RunConfig:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "config"
         raise ConfigError(f"{where}: {err['msg']}") from None
+
+
+def _istio_for_ossm(fields: Mapping[str, object]) -> str:
+    """`--ossm-version` alone: the Istio that OSSM version ships (its newest), where OSSM installs the mesh
+    (`--installer sail` on OpenShift); elsewhere the OSSM version is unused and the default stays."""
+    if fields.get("installer") != "sail" or fields.get("provider") != "openshift":
+        return DEFAULT_ISTIO_VERSION
+    from meshproof.mesh.pins import newest_istio_for_ossm  # the mesh package imports this module
+
+    try:
+        return newest_istio_for_ossm(str(fields["ossm_version"]))
+    except ValueError:
+        return DEFAULT_ISTIO_VERSION  # an OSSM release meshproof does not know: refused by the spec
 
 
 def parse_features(value: object) -> frozenset[Feature]:
@@ -292,6 +340,13 @@ def _parse_version(text: str, flag: str) -> str:
     if not _VERSION_RE.match(text):
         raise ConfigError(f"{flag}: '{text}' is not a version like 1.27.9")
     return text.removeprefix("v")
+
+
+def _parse_existing_path(value: object, flag: str) -> Path:
+    path = Path(str(value)).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{flag}: {path} does not exist")
+    return path.resolve()
 
 
 def _parse_scale(value: object) -> float:

@@ -24,12 +24,16 @@ from kubernetes.stream import portforward, stream
 
 from meshproof import wait
 from meshproof.kube_connect import (
+    PROBE_READ_TIMEOUT_S,
+    REQUEST_READ_TIMEOUT_S,
     ClusterError,
     ClusterUnreachable,
     KubeApiError,
     api_error_line,
+    connect_read_timeout,
     current_context,
     load_api_client,
+    network_error_line,
     one_line,
 )
 from meshproof.kube_objects import (
@@ -77,7 +81,7 @@ class Cluster:
         name: str | None = None,
         *,
         api_client: k8s.ApiClient | None = None,
-        request_timeout: float = 30.0,
+        request_timeout: float = REQUEST_READ_TIMEOUT_S,
         poll_interval: float = 1.0,
     ) -> None:
         self.run_id = run_id
@@ -101,9 +105,9 @@ class Cluster:
     @property
     def _dyn(self) -> DynamicClient:
         if self._dynamic is None:
-            # Discovery requests carry no timeout in the client; a bounded /version call first turns a
-            # black-holed API server into a prompt one-line ClusterUnreachable instead of a hang.
-            self.server_version(timeout=self.request_timeout)
+            # A short /version probe first turns a silent API server into a prompt one-line
+            # ClusterUnreachable before discovery's many requests each wait out the read timeout.
+            self.server_version()
             cache = os.path.join(self._discovery_dir.name, "discovery.json")
             self._dynamic = self._call(
                 "discover the API", lambda: DynamicClient(self.api_client, cache_file=cache)
@@ -111,15 +115,23 @@ class Cluster:
         return self._dynamic
 
     @property
+    def _timeout(self) -> tuple[float, float]:
+        return connect_read_timeout(self.request_timeout)
+
+    @property
     def core(self) -> k8s.CoreV1Api:
         return k8s.CoreV1Api(self.api_client)
 
-    def server_version(self, timeout: float = 10.0) -> str:
+    def server_version(self, timeout: float = PROBE_READ_TIMEOUT_S) -> str:
         """The API server's gitVersion; raises ClusterUnreachable (one line) when it does not answer."""
         try:
-            info = k8s.VersionApi(self.api_client).get_code(_request_timeout=timeout)
+            info = k8s.VersionApi(self.api_client).get_code(_request_timeout=connect_read_timeout(timeout))
         except Exception as exc:
-            why = api_error_line(exc) if isinstance(exc, ApiException) and exc.status else one_line(exc)
+            why = (
+                api_error_line(exc)
+                if isinstance(exc, ApiException) and exc.status
+                else network_error_line(exc)
+            )
             raise ClusterUnreachable(
                 f"cluster {self.name} ({self.api_client.configuration.host}) is unreachable: "
                 f"{why}; check --kubeconfig/--context and that the cluster is running"
@@ -165,7 +177,7 @@ class Cluster:
                 namespace=ref.namespace if resource.namespaced else None,
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             ),
         )
         return dict(result.to_dict())
@@ -177,7 +189,7 @@ class Cluster:
             got = self._call(
                 f"get {ref}",
                 lambda: self._dyn.get(
-                    resource, name=name, namespace=namespace, _request_timeout=self.request_timeout
+                    resource, name=name, namespace=namespace, _request_timeout=self._timeout
                 ),
                 not_found=NotFoundError,
             )
@@ -202,7 +214,7 @@ class Cluster:
                 namespace=namespace,
                 label_selector=label_selector,
                 field_selector=field_selector,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             ),
         )
         items = [dict(item) for item in result.to_dict().get("items") or []]
@@ -231,7 +243,7 @@ class Cluster:
                     name=name,
                     namespace=namespace,
                     propagation_policy="Background",
-                    _request_timeout=self.request_timeout,
+                    _request_timeout=self._timeout,
                 ),
                 not_found=NotFoundError,
             )
@@ -415,7 +427,7 @@ class Cluster:
         response: Any = self._call(
             which,
             lambda: self.core.read_namespaced_pod_log(
-                pod, namespace, _preload_content=False, _request_timeout=self.request_timeout, **kwargs
+                pod, namespace, _preload_content=False, _request_timeout=self._timeout, **kwargs
             ),
         )
         data = response.data
@@ -511,10 +523,14 @@ class Cluster:
                 f"{what} on cluster {self.name} failed: {api_error_line(exc)}", exc.status
             ) from None
         except (OSError, ConnectionError) as exc:
-            raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {one_line(exc)}") from None
+            raise ClusterUnreachable(
+                f"{what} on cluster {self.name} failed: {network_error_line(exc)}"
+            ) from None
         except Exception as exc:
             if type(exc).__module__.startswith("urllib3"):
-                raise ClusterUnreachable(f"{what} on cluster {self.name} failed: {one_line(exc)}") from None
+                raise ClusterUnreachable(
+                    f"{what} on cluster {self.name} failed: {network_error_line(exc)}"
+                ) from None
             raise
 
 

@@ -21,6 +21,7 @@ import yaml
 from filelock import FileLock
 
 from meshproof.checks import responses
+from meshproof.checks.ambient import PolicyRejection
 from meshproof.checks.responses import Check, describe
 from meshproof.checks.verdict import Verdict
 from meshproof.kube_api import ObjectApplier, ObjectDeleter
@@ -126,6 +127,8 @@ def authorization_policy(
         raise ValueError(f"unknown AuthorizationPolicy action {action!r}")
     if (action == "CUSTOM") != bool(provider):
         raise ValueError("a CUSTOM policy needs a provider name, and only CUSTOM takes one")
+    if action == "CUSTOM":
+        _refuse_custom_source_rules(rules or ())
     point = enforced_by or enforcement_point(target.workload_class)
     target_ref = {"kind": "Service", "group": "", "name": target.name} if point.reads_target_refs else None
     text = (
@@ -142,6 +145,22 @@ def authorization_policy(
         )
     )
     return _single_document(text)
+
+
+def _refuse_custom_source_rules(rules: Sequence[Rule]) -> None:
+    """istiod's validation refuses a CUSTOM policy whose rules name sources: `From.Principals is
+    currently not supported with CUSTOM action` (likewise namespaces, service accounts, request
+    principals; istio/istio@1.27.9 pkg/config/validation/validation.go ValidateAuthorizationPolicy).
+    CUSTOM rules may match ports, IP blocks, hosts, paths, methods, or everything (`Rule()`)."""
+    for rule in rules:
+        named = [
+            f for f, v in (("From.Principals", rule.principals), ("From.Namespaces", rule.namespaces)) if v
+        ]
+        if named:
+            raise ValueError(
+                f"{named[0]} is not supported with CUSTOM action (Istio 1.27 validation refuses it); "
+                "match the CUSTOM policy on ports or operations instead"
+            )
 
 
 def peer_authentication(name: str, namespace: str, mode: str) -> dict[str, Any]:
@@ -210,8 +229,26 @@ class AuthzPath:
     def allowed(self) -> Check:
         return responses.ok() if self.scheme == "http" else tcp_echoed()
 
-    def denied(self) -> Check:
-        return responses.denied_l7() if self.denies_with_403 else responses.denied_l4()
+    def denied(self, rejection: PolicyRejection) -> Denial:
+        """A deny on this path for `rejection` (the policy the test applied, or an ALLOW miss).
+
+        The client's view alone proves nothing on a ztunnel path: a deny, an ALLOW miss, plaintext into
+        STRICT and a closed port all close after connect (captures/ztunnel-1.27.9). So where ztunnel
+        enforces, the denial carries the rejection its destination ztunnel must log; an Envoy's deny
+        (sidecar, waypoint) is its own evidence: 403 `RBAC: access denied` on HTTP.
+        """
+        check = responses.denied_l7() if self.denies_with_403 else responses.denied_l4()
+        attributed = rejection if self.enforced_by is EnforcementPoint.ZTUNNEL else None
+        return Denial(check, attributed)
+
+
+@dataclass(frozen=True)
+class Denial:
+    """What a denied call must show: the client's view (`check`) and, when ztunnel enforces, the
+    rejection the destination ztunnel must log for it (`ztunnel_rejection`)."""
+
+    check: Check
+    ztunnel_rejection: PolicyRejection | None
 
 
 # --- applying policies for one test --------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Pinned external CLIs (kind, kubectl, istioctl, helm, fortio): find, check the version, run, install.
 
-- `find_tool(name)` looks on PATH first, then in the cache (`$MESHPROOF_CACHE_DIR/bin`, default
-  `~/.cache/meshproof/bin`).
+- `find_tool(name)` is the one place that says where a tool is: its `MESHPROOF_<NAME>` override (fortio:
+  `MESHPROOF_FORTIO`), the checkout's `.cache/bin` (where `scripts/setup.sh --dev` builds fortio), PATH,
+  then the tool cache (`$MESHPROOF_CACHE_DIR/bin`, default `~/.cache/meshproof/bin`). `doctor`,
+  `tools list` and `bench local` all ask it, so they never disagree.
 - `run(args, timeout=...)` runs a command with a deadline, captures its output and logs it (logger
   "meshproof.tools": command, exit code, duration; never stdin, and secret-looking flags are masked).
 - `install_tool(name, ...)` downloads the pinned release into the cache. The archive goes to a hidden temp
@@ -66,7 +68,7 @@ class ToolMissing(ToolError):
     def __init__(self, name: str, hint: str) -> None:
         self.name = name
         self.hint = hint
-        super().__init__(f"{name} not found on PATH or in {cache_bin_dir()}; {hint}")
+        super().__init__(f"{name} not found ({', '.join(tool_search_places(name))}); {hint}")
 
 
 class UnsupportedPlatform(ToolError):
@@ -187,19 +189,65 @@ def parse_semver(text: str) -> tuple[int, int, int] | None:
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
+# A release (`1.27.9`), a pre-release (`1.28.0-beta.1`) or a development build (`1.30-dev`, which istioctl
+# built from master prints as `client version: 1.30-dev-b01690e6db7d`): major, minor, optional patch and
+# an optional pre-release tag.
+_ANY_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(-[0-9A-Za-z.]+)?")
+
+
+@dataclass(frozen=True)
+class ParsedVersion:
+    major: int
+    minor: int
+    patch: int | None  # None for a development build named by its minor only (`1.30-dev`)
+    pre: str  # `-dev`, `-beta.1`, or "" for a release
+
+    @property
+    def release(self) -> tuple[int, int, int] | None:
+        """(major, minor, patch) of a release; None for pre-release and development builds."""
+        return None if self.pre or self.patch is None else (self.major, self.minor, self.patch)
+
+
+def parse_version_text(text: str) -> ParsedVersion | None:
+    """The first version in `text`, releases and pre-releases alike (`v` prefix allowed)."""
+    match = _ANY_VERSION.search(text)
+    if match is None:
+        return None
+    patch = match.group(3)
+    return ParsedVersion(
+        int(match.group(1)), int(match.group(2)), int(patch) if patch else None, match.group(4) or ""
+    )
+
+
+def target_label(wanted: str, policy: VersionPolicy) -> str:
+    """What a policy accepts, in words a user reads: `1.27.9`, `1.27.x`, `3.x`, `1.33 ± 1 minor`."""
+    want = parse_version_text(wanted)
+    if want is None:
+        return wanted
+    if policy is VersionPolicy.EXACT:
+        return wanted.removeprefix("v")
+    if policy is VersionPolicy.SAME_MINOR:
+        return f"{want.major}.{want.minor}.x"
+    if policy is VersionPolicy.SAME_MAJOR:
+        return f"{want.major}.x"
+    return f"{want.major}.{want.minor} ± 1 minor"
+
+
 def version_compatible(found: str, wanted: str, policy: VersionPolicy) -> bool:
-    have, want = parse_semver(found), parse_semver(wanted)
+    """Whether `found` fits `wanted` under `policy`. A pre-release or development build is never the exact
+    release asked for, but shares its major and minor with it (`1.27-dev` is a 1.27)."""
+    have, want = parse_version_text(found), parse_version_text(wanted)
     if have is None or want is None:
         return False
     if policy is VersionPolicy.EXACT:
-        return have == want
+        return have.release is not None and have.release == want.release
     if policy is VersionPolicy.SAME_MINOR:
-        return have[:2] == want[:2]
+        return (have.major, have.minor) == (want.major, want.minor)
     if policy is VersionPolicy.SAME_MAJOR:
-        return have[0] == want[0]
+        return have.major == want.major
     # Kubernetes version skew policy: kubectl is supported within one minor version (older or newer)
     # of kube-apiserver.
-    return have[0] == want[0] and abs(have[1] - want[1]) <= 1
+    return have.major == want.major and abs(have.minor - want.minor) <= 1
 
 
 # --- pinned tools ------------------------------------------------------------------------------------------
@@ -393,8 +441,9 @@ PINNED: dict[str, ToolSpec] = {
         name="istioctl",
         version=ISTIOCTL_VERSION,
         version_args=("version", "--remote=false"),
-        # `1.27.9` on older clients, `client version: 1.27.9` on newer ones
-        version_regex=r"^(?:client version: )?(\d+\.\d+\.\d+)",
+        # `1.27.9` on older clients, `client version: 1.27.9` on newer ones; a build from master prints
+        # `client version: 1.30-dev-b01690e6db7d` (read as `1.30-dev`, the commit left off).
+        version_regex=r"^(?:client version: )?(\d+\.\d+(?:\.\d+)?(?:-(?:dev|alpha|beta|rc)[0-9.]*)?)",
         policy=VersionPolicy.EXACT,
         manual_install=(
             "get it with `curl -sL https://istio.io/downloadIstioctl | "
@@ -577,8 +626,31 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+# Tools a user can point at one binary with an environment variable (documented in the README).
+TOOL_ENV = {"fortio": "MESHPROOF_FORTIO"}
+
+
+def checkout_bin_dir() -> Path:
+    """`.cache/bin` of the meshproof checkout, where `scripts/setup.sh --dev` installs fortio."""
+    return Path(__file__).resolve().parents[1] / ".cache" / "bin"
+
+
+def tool_search_places(name: str) -> list[str]:
+    """Where `find_tool` looks, in order, for messages that say so."""
+    places = [f"${TOOL_ENV[name]}"] if name in TOOL_ENV else []
+    return [*places, str(checkout_bin_dir()), "PATH", str(cache_bin_dir())]
+
+
 def find_tool(name: str) -> Path:
-    """The executable for `name`: PATH first, then the meshproof cache. Raises ToolMissing."""
+    """The executable for `name`: its env override, the checkout's .cache/bin, PATH, then the meshproof
+    cache. Raises ToolMissing (an env override that is not an executable is an error, not skipped)."""
+    if (env_name := TOOL_ENV.get(name)) and (override := os.environ.get(env_name)):
+        if not _is_executable(Path(override).expanduser()):
+            raise ToolMissing(name, f"${env_name}={override} is not an executable file; fix or unset it")
+        return Path(override).expanduser()
+    in_checkout = checkout_bin_dir() / name
+    if _is_executable(in_checkout):
+        return in_checkout
     on_path = shutil.which(name)
     if on_path:
         return Path(on_path)
@@ -644,7 +716,7 @@ def inspect_tool(name: str, *, wanted: str | None = None, policy: VersionPolicy 
         path,
         found,
         "version-mismatch",
-        f"{path} is {found}, meshproof wants {want} ({rule.value})",
+        f"{path}: found {found}, this run targets {target_label(want, rule)} ({rule.value})",
     )
 
 

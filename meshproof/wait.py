@@ -28,6 +28,9 @@ log = logging.getLogger("meshproof.wait")
 
 # A wait that needed more than this share of its budget passed, but the next slow run will not.
 NEAR_BUDGET_SHARE = 0.75
+# A wait longer than this prints a live progress line, then one every LONG_WAIT_REPEAT seconds.
+LONG_WAIT_AFTER = 15.0
+LONG_WAIT_REPEAT = 30.0
 
 
 class WaitTimeout(AssertionError):
@@ -101,8 +104,12 @@ def eventually(
     streak = 0
     pause = interval
     last_error: BaseException | None = None
+    announce_at = start + LONG_WAIT_AFTER
     while True:
         attempts += 1
+        if clock() >= announce_at:  # a person watching sees what is slow, and why
+            announce_at = clock() + LONG_WAIT_REPEAT
+            _say_still_waiting(description, clock() - start, timeout, attempts, last_error)
         try:
             value = fn()
         except Exception as exc:  # every failure, assertion or transport, is one failed attempt
@@ -126,6 +133,17 @@ def eventually(
     last = f"{type(last_error).__name__}: {last_error}" if last_error else "no error (streak too short)"
     raise WaitTimeout(
         f"{description}: not converged after {elapsed:.1f}s ({attempts} attempts{streak_note}); last: {last}"
+    )
+
+
+def _say_still_waiting(
+    description: str, elapsed: float, timeout: float, attempts: int, last: BaseException | None
+) -> None:
+    from meshproof import progress
+
+    reason = str(last).strip().splitlines()[0][:160] if last is not None and str(last).strip() else "streak"
+    progress.say(
+        f"  still waiting ({elapsed:.0f}s of {timeout:.0f}s, attempt {attempts}): {description} — {reason}"
     )
 
 

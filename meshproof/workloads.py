@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -120,13 +121,18 @@ def classes_for_mode(mode: str) -> tuple[WorkloadClass, ...]:
 
 def namespace_name(run_id: str, workload_class: WorkloadClass) -> str:
     """`mp-<run id>-<class>`, DNS-label safe; over-long ids are shortened with a stable hash."""
+    return run_namespace(run_id, workload_class.value)
+
+
+def run_namespace(run_id: str, suffix: str) -> str:
+    """`mp-<run id>-<suffix>`, DNS-label safe; over-long ids are shortened with a stable hash."""
     slug = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-") or "run"
-    name = f"mp-{slug}-{workload_class.value}"
+    name = f"mp-{slug}-{suffix}"
     if len(name) <= _NAMESPACE_MAX:
         return name
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    room = _NAMESPACE_MAX - len(f"mp--{digest}-{workload_class.value}")
-    return f"mp-{slug[:room].rstrip('-')}-{digest}-{workload_class.value}"
+    room = _NAMESPACE_MAX - len(f"mp--{digest}-{suffix}")
+    return f"mp-{slug[:room].rstrip('-')}-{digest}-{suffix}"
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,43 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def echo_text(
+    workload: Workload,
+    options: RenderOptions,
+    *,
+    with_service: bool,
+    service_labels: Mapping[str, str],
+    pod_annotations: Mapping[str, str] | None = None,
+) -> str:
+    """The echo app (fortio server + curl client) for one workload, with its Service when asked."""
+    return (
+        _environment()
+        .get_template("echo.yaml.j2")
+        .render(
+            namespace=workload.namespace,
+            name=workload.name,
+            workload_class=workload.workload_class.value,
+            pod_labels=pod_labels(workload.workload_class),
+            pod_annotations=dict(pod_annotations or {}),
+            with_service=with_service,
+            service_labels=dict(service_labels),
+            fortio_image=options.images.fortio,
+            curl_image=options.images.curl,
+            run_as_user=options.run_as_user,
+            http_port=HTTP_PORT,
+            tcp_port=TCP_PORT,
+            app_container=APP_CONTAINER,
+            curl_container=CURL_CONTAINER,
+        )
+    )
+
+
+def render_template(template: str, **context: Any) -> list[dict]:
+    """One template of manifests/workloads/ as objects, for suites that compose the shared apps their own way
+    (the multicluster apps)."""
+    return [d for d in yaml.safe_load_all(_environment().get_template(template).render(**context)) if d]
+
+
 def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, options: RenderOptions) -> str:
     """Multi-document YAML for one class: its namespace, workloads and (waypoint class) the waypoint."""
     env = _environment()
@@ -279,23 +322,7 @@ def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, optio
             if (is_server and workload_class is WorkloadClass.WAYPOINT)
             else {}
         )
-        parts.append(
-            env.get_template("echo.yaml.j2").render(
-                namespace=namespace,
-                name=workload.name,
-                workload_class=workload_class.value,
-                pod_labels=pod_labels(workload_class),
-                with_service=is_server,
-                service_labels=service_labels,
-                fortio_image=options.images.fortio,
-                curl_image=options.images.curl,
-                run_as_user=options.run_as_user,
-                http_port=HTTP_PORT,
-                tcp_port=TCP_PORT,
-                app_container=APP_CONTAINER,
-                curl_container=CURL_CONTAINER,
-            )
-        )
+        parts.append(echo_text(workload, options, with_service=is_server, service_labels=service_labels))
     if workload_class is WorkloadClass.WAYPOINT:
         gateway_labels = {"istio.io/waypoint-for": "service"}
         if not uses_default_revision(options.revision):
@@ -306,6 +333,46 @@ def render_class(workload_set: WorkloadSet, workload_class: WorkloadClass, optio
             )
         )
     return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
+
+
+def render_extra_server(
+    workload_set: WorkloadSet,
+    workload_class: WorkloadClass,
+    name: str,
+    options: RenderOptions,
+    *,
+    pod_annotations: Mapping[str, str],
+) -> str:
+    """One more server (Deployment + Service) in a class namespace, with pod annotations: a test's own
+    variant of the shared server (e.g. one excluded from sidecar capture), removed by the test."""
+    workload = Workload(workload_class, workload_set.namespace(workload_class), name)
+    return echo_text(workload, options, with_service=True, service_labels={}, pod_annotations=pod_annotations)
+
+
+@contextmanager
+def extra_server(
+    cluster: ClusterApi,
+    workload_set: WorkloadSet,
+    workload_class: WorkloadClass,
+    name: str,
+    options: RenderOptions,
+    *,
+    pod_annotations: Mapping[str, str],
+    rollout_timeout: float,
+    test_id: str | None = None,
+) -> Iterator[Workload]:
+    """Deploy `render_extra_server`, wait for it to roll out, yield it; delete it afterwards, pass or fail."""
+    workload = Workload(workload_class, workload_set.namespace(workload_class), name)
+    cluster.apply(
+        render_extra_server(workload_set, workload_class, name, options, pod_annotations=pod_annotations),
+        test_id=test_id,
+    )
+    try:
+        cluster.wait_rollout("Deployment", name, workload.namespace, timeout=rollout_timeout)
+        yield workload
+    finally:
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ServiceAccount")):
+            cluster.delete(api_version, kind, name, workload.namespace)
 
 
 def render_documents(

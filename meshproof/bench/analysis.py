@@ -66,6 +66,12 @@ def summarize(results: BenchmarkResults) -> list[CellSummary]:
     return summaries
 
 
+def reference_arm(results: BenchmarkResults) -> str:
+    """The arm every other is compared with: no-mesh, or a local A/B run's first arm."""
+    named = results.plan.get("reference_arm")
+    return named if isinstance(named, str) and named else BASELINE_ARM
+
+
 @dataclass(frozen=True)
 class MeshCost:
     """An arm's cell against the same cell of the no-mesh arm."""
@@ -75,20 +81,23 @@ class MeshCost:
 
 
 def mesh_costs(
-    results: BenchmarkResults, *, seed: int = 0, min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES
+    results: BenchmarkResults, *, min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES
 ) -> list[MeshCost]:
+    """Each arm against no-mesh at the same point. The arms of one session were measured interleaved
+    (every repetition runs every arm back to back), so repetitions are paired."""
     cells = results.cells()
+    reference = reference_arm(results)
     costs: list[MeshCost] = []
     for cell, runs in cells.items():
-        if cell.arm == BASELINE_ARM:
+        if cell.arm == reference:
             continue
-        baseline = [r for r in cells.get(cell.with_arm(BASELINE_ARM), []) if r.valid]
+        baseline = [r for r in cells.get(cell.with_arm(reference), []) if r.valid]
         current = [r for r in runs if r.valid]
         if baseline and current:
             costs.append(
                 MeshCost(
                     cell=cell,
-                    diffs=compare_groups(baseline, current, seed=seed, min_tail_samples=min_tail_samples),
+                    diffs=compare_groups(baseline, current, min_tail_samples=min_tail_samples, paired=True),
                 )
             )
     return costs

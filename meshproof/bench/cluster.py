@@ -564,6 +564,8 @@ class ClusterExecutor:
             scenarios=("locust",),
             raw_files=raw,
         )
+        # one Locust process per worker pod: the report's req/s per load-generator core
+        record = record.model_copy(update={"loadgen_cores": settings.workers})
         return Measurement(run=record, resources=self._usage(sampler, record, started, ended))
 
     def _master_ip(self, dep: ArmDeployment) -> str:

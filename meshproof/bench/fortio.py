@@ -9,7 +9,6 @@ JSON goes to stdout with `-json -`; every human line and JSON log line goes to s
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -211,22 +210,14 @@ def abort_reason(stderr: str) -> str:
 
 
 def find_fortio() -> Path:
-    """fortio from $MESHPROOF_FORTIO, the repo's .cache/bin (where .ci/install-fortio puts it in CI), then
-    PATH and the meshproof tool cache (meshproof.tools.find_tool)."""
-    from meshproof.tools import ToolMissing, find_tool
+    """fortio, found where every meshproof command looks (meshproof.tools.find_tool)."""
+    from meshproof.tools import ToolMissing, find_tool, tool_search_places
 
-    candidates: list[Path] = []
-    if env := os.environ.get("MESHPROOF_FORTIO"):
-        candidates.append(Path(env))
-    candidates.append(REPO_ROOT / ".cache" / "bin" / "fortio")
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
     try:
         return find_tool("fortio")
-    except ToolMissing:
+    except ToolMissing as exc:
         raise FortioMissing(
-            f"fortio not found ($MESHPROOF_FORTIO, .cache/bin, PATH, tool cache): run {INSTALL_HINT}"
+            f"fortio not found ({', '.join(tool_search_places('fortio'))}): {exc.hint}"
         ) from None
 
 

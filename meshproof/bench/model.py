@@ -71,6 +71,18 @@ class Histogram(BaseModel):
             return float("nan")
         return float(interpolated_percentiles(starts, ends, counts[np.newaxis, :], q)[0])
 
+    def bucket_width_at(self, q: float) -> float:
+        """Width (ms) of the bucket percentile q falls in: inside it the value is interpolated, so a
+        difference smaller than this is below what the histogram resolves."""
+        starts, ends, counts = self.arrays()
+        if counts.size == 0:
+            return float("nan")
+        cumulative = counts.cumsum()
+        index = min(
+            int(np.searchsorted(cumulative, cumulative[-1] * q / 100.0, side="left")), counts.size - 1
+        )
+        return float(ends[index] - starts[index])
+
     def mean(self) -> float:
         starts, ends, counts = self.arrays()
         total = counts.sum()
@@ -165,8 +177,16 @@ class RunRecord(BaseModel):
         default=None,
         description="CPU seconds the load generator used (local runs; warm-up excluded for fortio)",
     )
+    loadgen_cores: int | None = Field(
+        default=None, description="cores the load generator was given (Locust worker processes)"
+    )
     placement: Placement = Field(default_factory=Placement)
     labels: str = ""
+
+    @property
+    def requests_per_loadgen_core(self) -> float | None:
+        """Achieved req/s per load-generator core (Locust: per worker process)."""
+        return self.actual_qps / self.loadgen_cores if self.loadgen_cores else None
 
     @property
     def requests_per_cpu_second(self) -> float | None:
@@ -262,6 +282,9 @@ class BenchmarkResults(BaseModel):
     plan: dict[str, Any] = Field(default_factory=dict)
     runs: list[RunRecord] = Field(default_factory=list)
     resources: list[ResourceUsage] = Field(default_factory=list)
+    # the `scale` profile (meshproof.bench.scale): container samples and istiod push windows per (arm, N)
+    scale_samples: list[dict[str, Any]] = Field(default_factory=list)
+    scale_pushes: list[dict[str, Any]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
     def valid_runs(self) -> list[RunRecord]:

@@ -75,6 +75,25 @@ class ResourceSettings(BaseModel):
     skip_end_s: float = Field(default=30.0, ge=0)
 
 
+class ScaleSettings(BaseModel):
+    """The `scale` profile: N idle-but-enrolled pods per arm, one arm at a time (meshproof.bench.scale)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    enabled: bool = False
+    # the default fits kind; on OpenShift the user sets it (MESHPROOF_BENCH_SCALE_PODS)
+    pods: list[int] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+    settle_s: float = Field(default=60.0, ge=0)
+    samples: int = Field(default=3, ge=1)
+    interval_s: float = Field(default=15.0, ge=0)
+
+    @field_validator("pods")
+    @classmethod
+    def _positive(cls, pods: list[int]) -> list[int]:
+        if any(n < 1 for n in pods):
+            raise ValueError("pod counts must be >= 1")
+        return sorted(set(pods))
+
+
 class PodSizing(BaseModel):
     """Fixed sizes for app containers and proxies (perf-anchors §7.4); integer CPUs make the pods
     Guaranteed so a static CPU manager can pin them."""
@@ -114,6 +133,7 @@ class BenchPlan(BaseModel):
     fortio: FortioSettings = Field(default_factory=FortioSettings)
     locust: LocustSettings = Field(default_factory=lambda: LocustSettings(enabled=False))
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
     sizing: PodSizing = Field(default_factory=PodSizing)
     validity: ValidityLimits = Field(default_factory=ValidityLimits)
 

@@ -12,6 +12,7 @@ from typing import Any
 from meshproof.bench.model import BenchmarkResults, ResourceUsage, RunRecord
 from meshproof.bench.plan import BenchPlan
 from meshproof.bench.runner import PlanOutcome
+from meshproof.bench.scale import PushWindow, ScaleSample
 from meshproof.checks.verdict import Verdict
 from meshproof.config import RunConfig
 from meshproof.reporting.bench import write_reports
@@ -19,6 +20,8 @@ from meshproof.reporting.bench import write_reports
 PROFILE_ENV = "MESHPROOF_BENCH_PROFILE"
 BASELINE_ENV = "MESHPROOF_BENCH_BASELINE"
 THRESHOLD_ENV = "MESHPROOF_BENCH_THRESHOLD_PCT"
+# the `scale` profile's pod counts (comma-separated); required on OpenShift, where kind's default is small
+SCALE_PODS_ENV = "MESHPROOF_BENCH_SCALE_PODS"
 # The ambient arms need ztunnel; a run installed in sidecar mode has none.
 ARMS_BY_MODE = {"sidecar": ("no-mesh", "sidecar"), "ambient": ("no-mesh", "sidecar", "ambient", "waypoint")}
 
@@ -60,6 +63,8 @@ class BenchSession:
     resources: list[ResourceUsage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     path_verdicts: dict[str, Verdict] = field(default_factory=dict)
+    scale_samples: list[ScaleSample] = field(default_factory=list)
+    scale_pushes: list[PushWindow] = field(default_factory=list)
 
     def results(self) -> BenchmarkResults:
         return BenchmarkResults(
@@ -68,6 +73,8 @@ class BenchSession:
             plan=self.plan.model_dump(mode="json"),
             runs=self.runs,
             resources=self.resources,
+            scale_samples=[s.model_dump(mode="json") for s in self.scale_samples],
+            scale_pushes=[w.model_dump(mode="json") for w in self.scale_pushes],
             notes=[
                 *self.notes,
                 *(f"path check {arm}: {v.reason}" for arm, v in sorted(self.path_verdicts.items())),

@@ -1,36 +1,52 @@
-"""Statistics over runs: the difference between two groups of runs as a median with a bootstrap
-confidence interval, and a Mann-Whitney U test where repetitions allow (perf-anchors §5, §7.9).
+"""Statistics over runs: the difference between two groups of repetitions, with a confidence interval.
 
-The bootstrap is two-level so that one repetition still yields an interval: resample repetitions with
-replacement (where the run-to-run variance lives, Kalibera & Jones), then resample the requests inside
-each chosen repetition (from its latency histogram, through the exact bootstrap distribution of the
-percentile's rank; see resample_histogram_percentiles). The statistic of a group is the median over its
-repetitions of the per-repetition percentile, the same statistic the point estimate uses.
+The unit of replication is the **repetition** (Kalibera & Jones; perf-anchors §7.8-9). Requests inside
+one run are not independent samples of the system: they share the run's connections, its placement and
+the machine's state during those seconds, and unchanged runs on a shared host differ by far more than
+the request-level noise inside one run (issue 12: one-repetition intervals of +-0.001 ms against
+run-to-run moves of 0.027 ms). So:
+
+- each run contributes one value per metric (its p50, p90, ..., or its achieved req/s);
+- a group's value is the **mean over its repetitions** of that per-run value;
+- the interval of (current - baseline) is a Student t interval on the repetition values: Welch's for two
+  independent groups (a baseline file against a current file), paired by repetition when both sides
+  were measured interleaved in the same session (arms alternate inside each repetition, so drift of the
+  host lands on both and cancels in the per-repetition difference);
+- fewer than two repetitions on a side gives **no interval**, and the metric is "not judged".
+
+Within-run noise is not added on top: it is already part of each repetition's value and so of the
+spread between repetitions (adding it again counts it twice). With 3 repetitions t has few degrees of
+freedom and the interval is honest rather than narrow; more repetitions narrow it.
+
+The relative interval is the absolute one divided by the baseline value (a fixed scale), so it cannot
+blow up when a resampled baseline comes near zero.
 
 A percentile is only judged when every run has at least `min_tail_samples` requests beyond it
 (p99 needs >= 1000 requests at the default 10): a p99.9 from 600 requests is the maximum, and the
-maximum of a short run on a shared machine measures the machine, not the system.
+maximum of a short run on a shared machine measures the machine, not the system. A difference smaller
+than the histogram bucket the percentile falls in is flagged: inside a bucket the value is interpolated.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from meshproof.bench.model import (
     REPORTED_PERCENTILES,
-    Histogram,
     RunRecord,
     percentile_key,
 )
 
-DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MIN_TAIL_SAMPLES = 10
+# an interval needs a spread, so at least two repetitions per side; 3 is the default everywhere
+MIN_REPS_FOR_INTERVAL = 2
+DEFAULT_REPETITIONS = 3
 # benchstat's convention: below 3 repetitions per side a rank test cannot say anything useful
 MIN_REPS_FOR_MANN_WHITNEY = 3
 THROUGHPUT = "throughput"
@@ -42,7 +58,7 @@ class MetricDiff:
 
     metric: str  # p50 | p90 | p99 | p99.9 | throughput
     unit: str  # ms | req/s
-    baseline: float
+    baseline: float  # mean over the baseline's repetitions
     current: float
     diff: float
     diff_low: float | None
@@ -54,6 +70,10 @@ class MetricDiff:
     current_reps: int
     p_value: float | None = None
     note: str = ""
+    warnings: tuple[str, ...] = ()
+    paired: bool = False
+    baseline_values: tuple[float, ...] = ()
+    current_values: tuple[float, ...] = ()
 
     @property
     def has_interval(self) -> bool:
@@ -64,84 +84,39 @@ class MetricDiff:
         return self.has_interval and (self.diff_low > 0 or self.diff_high < 0)  # type: ignore[operator]
 
 
-def resample_histogram_percentiles(
-    histogram: Histogram, percentiles: Sequence[float], resamples: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Percentiles of `resamples` request-level bootstrap resamples of one run: shape (resamples, len(q)).
-
-    Drawn from the exact bootstrap distribution of an order statistic instead of re-drawing every
-    request: in a resample of n requests, the k-th smallest is at or below the j-th smallest original
-    iff at least k of the n draws fall at or below it, a Binomial(n, j/n) event. So the rank J of the
-    resampled percentile has P(J <= j) = P(Binomial(n, j/n) >= k); J is drawn by inverting that, and
-    mapped to a latency by interpolating the histogram at cumulative count J, like the percentile itself.
-    Same distribution as the naive bootstrap per percentile, at a cost independent of n.
-    """
-    starts, ends, counts = histogram.arrays()
-    total = int(counts.sum())
-    out = np.full((resamples, len(percentiles)), np.nan)
-    if total == 0:
-        return out
-    cumulative = counts.cumsum()
-    for i, q in enumerate(percentiles):
-        k = max(1, math.ceil(total * q / 100))
-        # outside k +- 12 standard deviations the rank's CDF is 0 or 1 to double precision
-        spread = 12 * math.sqrt(total * (q / 100) * (1 - q / 100)) + 2
-        ranks = np.arange(max(1, int(k - spread)), min(total, int(k + spread)) + 1)
-        cdf = scipy_stats.binom.sf(k - 1, total, ranks / total)
-        drawn = ranks[np.minimum(np.searchsorted(cdf, rng.random(resamples)), ranks.size - 1)]
-        out[:, i] = _value_at_rank(starts, ends, counts, cumulative, drawn)
-    return out
-
-
-def _value_at_rank(
-    starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, cumulative: np.ndarray, ranks: np.ndarray
-) -> np.ndarray:
-    """The latency at cumulative count `ranks`, interpolated inside its bucket (as Histogram.percentile)."""
-    index = np.minimum(np.searchsorted(cumulative, ranks, side="left"), counts.size - 1)
-    before = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
-    fraction = np.clip((ranks - before) / counts[index], 0.0, 1.0)
-    return starts[index] + (ends[index] - starts[index]) * fraction
-
-
-def group_latency_bootstrap(
-    runs: Sequence[RunRecord], percentiles: Sequence[float], resamples: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Bootstrap distribution of median-over-repetitions percentiles: shape (resamples, len(percentiles))."""
-    per_run = np.stack(
-        [resample_histogram_percentiles(r.histogram, percentiles, resamples, rng) for r in runs]
-    )
-    n_runs = len(runs)
-    if n_runs == 1:
-        return per_run[0]
-    chosen_runs = rng.integers(0, n_runs, size=(resamples, n_runs))
-    # each draw of a run takes an independent request-level resample of it (a random column)
-    chosen_cols = rng.integers(0, resamples, size=(resamples, n_runs))
-    picked = per_run[chosen_runs, chosen_cols, :]  # (resamples, n_runs, len(percentiles))
-    return np.median(picked, axis=1)
-
-
-def group_throughput_bootstrap(
-    runs: Sequence[RunRecord], resamples: int, rng: np.random.Generator
-) -> np.ndarray | None:
-    """Bootstrap of the group's throughput, or None when the data cannot give an interval: repetitions
-    are resampled when there are at least two; a single run needs per-second counts (Locust has them,
-    fortio does not)."""
-    if len(runs) >= 2:
-        values = np.array([r.actual_qps for r in runs])
-        return np.median(values[rng.integers(0, len(values), size=(resamples, len(values)))], axis=1)
-    seconds = runs[0].per_second_counts if runs else None
-    if not seconds or len(seconds) < 2:
+def welch_interval(
+    baseline: Sequence[float], current: Sequence[float], confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float] | None:
+    """Welch's t interval of mean(current) - mean(baseline), repetitions as the samples; None below two
+    repetitions on a side."""
+    b = np.asarray(baseline, dtype=float)
+    c = np.asarray(current, dtype=float)
+    if min(b.size, c.size) < MIN_REPS_FOR_INTERVAL:
         return None
-    per_second = np.array(seconds, dtype=float)
-    return per_second[rng.integers(0, len(per_second), size=(resamples, len(per_second)))].mean(axis=1)
+    diff = float(c.mean() - b.mean())
+    vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
+    se = math.sqrt(vb + vc)
+    if se == 0:
+        return diff, diff
+    df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1))
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return diff - half, diff + half
 
 
-def median_percentile(runs: Sequence[RunRecord], q: float) -> float:
-    return float(np.median([r.histogram.percentile(q) for r in runs]))
-
-
-def median_throughput(runs: Sequence[RunRecord]) -> float:
-    return float(np.median([r.actual_qps for r in runs]))
+def paired_interval(
+    baseline: Sequence[float], current: Sequence[float], confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float] | None:
+    """t interval of the mean per-repetition difference (current[i] - baseline[i] were measured side by
+    side); None below two pairs."""
+    d = np.asarray(current, dtype=float) - np.asarray(baseline, dtype=float)
+    if d.size < MIN_REPS_FOR_INTERVAL:
+        return None
+    mean = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(d.size)
+    if se == 0:
+        return mean, mean
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, d.size - 1)) * se
+    return mean - half, mean + half
 
 
 def mann_whitney(baseline: Sequence[float], current: Sequence[float]) -> float | None:
@@ -152,10 +127,21 @@ def mann_whitney(baseline: Sequence[float], current: Sequence[float]) -> float |
     return float(scipy_stats.mannwhitneyu(current, baseline, alternative="two-sided").pvalue)
 
 
-def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(values[np.isfinite(values)], [alpha, 1 - alpha])
-    return float(low), float(high)
+def _pairs(
+    baseline: Sequence[RunRecord], current: Sequence[RunRecord]
+) -> tuple[list[RunRecord], list[RunRecord], int] | None:
+    """The two sides matched by repetition number (repetitions present on one side only are dropped:
+    an invalid run leaves a hole), with the count dropped; None when a repetition repeats on a side or
+    fewer than two pairs remain."""
+    by_rep_b = {r.repetition: r for r in baseline}
+    by_rep_c = {r.repetition: r for r in current}
+    if len(by_rep_b) != len(baseline) or len(by_rep_c) != len(current):
+        return None
+    reps = sorted(set(by_rep_b) & set(by_rep_c))
+    if len(reps) < MIN_REPS_FOR_INTERVAL:
+        return None
+    dropped = len(baseline) + len(current) - 2 * len(reps)
+    return [by_rep_b[k] for k in reps], [by_rep_c[k] for k in reps], dropped
 
 
 def compare_groups(
@@ -163,62 +149,68 @@ def compare_groups(
     current: Sequence[RunRecord],
     *,
     percentiles: Sequence[float] = REPORTED_PERCENTILES,
-    resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = 0,
     min_tail_samples: int = DEFAULT_MIN_TAIL_SAMPLES,
+    paired: bool = False,
 ) -> list[MetricDiff]:
-    """Latency percentiles and throughput of `current` against `baseline` (both lists of valid runs)."""
+    """Latency percentiles and throughput of `current` against `baseline` (both lists of valid runs).
+
+    `paired`: the two sides were measured interleaved, repetition by repetition (one session); runs are
+    matched by repetition number (a run without a partner is left out), and with fewer than two pairs the
+    comparison falls back to Welch's interval and says so."""
     if not baseline or not current:
         raise ValueError("compare_groups needs at least one run on each side")
-    rng = np.random.default_rng(seed)
-    base_boot = group_latency_bootstrap(baseline, percentiles, resamples, rng)
-    cur_boot = group_latency_bootstrap(current, percentiles, resamples, rng)
+    notes: list[str] = []
+    if paired:
+        matched = _pairs(baseline, current)
+        if matched is None:
+            paired = False
+            notes.append("repetitions do not pair up: unpaired (Welch) interval")
+        else:
+            baseline, current, dropped = matched
+            if dropped:
+                notes.append(f"{dropped} run(s) without a partner in the same repetition left out")
     fewest = min(r.histogram.count for r in (*baseline, *current))
     diffs: list[MetricDiff] = []
-    for i, q in enumerate(percentiles):
-        note = _thin_tail(fewest, q, min_tail_samples)
-        diffs.append(
-            _metric_diff(
-                percentile_key(q),
-                "ms",
-                baseline=[r.histogram.percentile(q) for r in baseline],
-                current=[r.histogram.percentile(q) for r in current],
-                points=(median_percentile(baseline, q), median_percentile(current, q)),
-                boot=None if note else (base_boot[:, i], cur_boot[:, i]),
-                confidence=confidence,
-                note=note,
-            )
+    for q in percentiles:
+        thin = _thin_tail(fewest, q, min_tail_samples)
+        base_values = [r.histogram.percentile(q) for r in baseline]
+        cur_values = [r.histogram.percentile(q) for r in current]
+        diff = _metric_diff(
+            percentile_key(q),
+            "ms",
+            base_values,
+            cur_values,
+            confidence=confidence,
+            paired=paired,
+            note=thin,
+            notes=notes,
         )
-    diffs.append(_throughput_diff(baseline, current, resamples, confidence, rng))
+        bucket = max(r.histogram.bucket_width_at(q) for r in (*baseline, *current))
+        if not thin and math.isfinite(bucket) and abs(diff.diff) < bucket:
+            diff = _with_warning(
+                diff,
+                f"the difference ({abs(diff.diff):.3f} ms) is smaller than the {bucket:.3f} ms histogram "
+                f"bucket {diff.metric} falls in: inside a bucket the value is interpolated",
+            )
+        diffs.append(diff)
+    diffs.append(
+        _metric_diff(
+            THROUGHPUT,
+            "req/s",
+            [r.actual_qps for r in baseline],
+            [r.actual_qps for r in current],
+            confidence=confidence,
+            paired=paired,
+            note="",
+            notes=notes,
+        )
+    )
     return diffs
 
 
-def _throughput_diff(
-    baseline: Sequence[RunRecord],
-    current: Sequence[RunRecord],
-    resamples: int,
-    confidence: float,
-    rng: np.random.Generator,
-) -> MetricDiff:
-    base_boot = group_throughput_bootstrap(baseline, resamples, rng)
-    cur_boot = group_throughput_bootstrap(current, resamples, rng)
-    boot = None if base_boot is None or cur_boot is None else (base_boot, cur_boot)
-    return _metric_diff(
-        THROUGHPUT,
-        "req/s",
-        baseline=[r.actual_qps for r in baseline],
-        current=[r.actual_qps for r in current],
-        points=(median_throughput(baseline), median_throughput(current)),
-        boot=boot,
-        confidence=confidence,
-        note="" if boot else _NO_THROUGHPUT_INTERVAL,
-    )
-
-
-_NO_THROUGHPUT_INTERVAL = (
-    "no interval: one repetition without per-second counts (repeat the run to judge throughput)"
-)
+def _with_warning(diff: MetricDiff, warning: str) -> MetricDiff:
+    return replace(diff, warnings=(*diff.warnings, warning))
 
 
 def _thin_tail(fewest: int, q: float, min_tail_samples: int) -> str:
@@ -231,25 +223,36 @@ def _thin_tail(fewest: int, q: float, min_tail_samples: int) -> str:
     )
 
 
+def _one_repetition(base_n: int, cur_n: int) -> str:
+    return (
+        f"not judged: {min(base_n, cur_n)} repetition(s) on a side give no interval "
+        f"(run-to-run spread is unknown; run >= {DEFAULT_REPETITIONS} repetitions)"
+    )
+
+
 def _metric_diff(
     metric: str,
     unit: str,
-    *,
     baseline: Sequence[float],
     current: Sequence[float],
-    points: tuple[float, float],
-    boot: tuple[np.ndarray, np.ndarray] | None,
+    *,
     confidence: float,
+    paired: bool,
     note: str,
+    notes: Sequence[str],
 ) -> MetricDiff:
-    """One metric compared: `baseline`/`current` hold its value per run (for the rank test), `points` the
-    two medians, `boot` the two sides' bootstrap replicates (None: no interval, say why in `note`)."""
-    base_point, cur_point = points
-    low = high = rel_low = rel_high = None
-    if boot is not None:
-        base_boot, cur_boot = boot
-        low, high = _interval(cur_boot - base_boot, confidence)
-        rel_low, rel_high = _interval((cur_boot / base_boot - 1) * 100, confidence)
+    """One metric compared from its value per repetition on each side. `note` non-empty: not judged."""
+    base_point = float(np.mean(baseline))
+    cur_point = float(np.mean(current))
+    interval: tuple[float, float] | None = None
+    if not note:
+        interval = (paired_interval if paired else welch_interval)(baseline, current, confidence)
+        if interval is None:
+            note = _one_repetition(len(baseline), len(current))
+    low, high = interval if interval is not None else (None, None)
+    rel_low = rel_high = None
+    if low is not None and high is not None and base_point > 0:
+        rel_low, rel_high = 100 * low / base_point, 100 * high / base_point
     return MetricDiff(
         metric=metric,
         unit=unit,
@@ -264,7 +267,10 @@ def _metric_diff(
         baseline_reps=len(baseline),
         current_reps=len(current),
         p_value=mann_whitney(baseline, current),
-        note=note,
+        note="; ".join(n for n in (note, *notes) if n),
+        paired=paired,
+        baseline_values=tuple(float(v) for v in baseline),
+        current_values=tuple(float(v) for v in current),
     )
 
 

@@ -49,7 +49,8 @@ def assess(
         if ratio < limits.min_qps_ratio:
             reasons.append(
                 f"actual QPS {actual_qps:.1f} is {100 * ratio:.1f}% of the requested {requested_qps:g} "
-                f"(minimum {100 * limits.min_qps_ratio:g}%): the target could not keep up"
+                f"(minimum {100 * limits.min_qps_ratio:g}%): "
+                "the target or the load generator could not keep up"
             )
     if requests > 0:
         error_ratio = errors / requests

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from meshproof.config import Feature, RunConfig
 from meshproof.mesh import argv, pins
-from meshproof.mesh.model import PlanStep
+from meshproof.mesh.model import CrdBundle, Download, PlanStep
 from meshproof.mesh.olm import crd_established
 from meshproof.mesh.spec import ClusterSpec, MeshSpec
 
@@ -52,12 +52,30 @@ def needs_gateway_api(spec: MeshSpec) -> bool:
     return spec.ambient or spec.has(Feature.GIE)
 
 
-def gateway_api_step(cluster: ClusterSpec) -> PlanStep:
+def gateway_api_step(spec: MeshSpec, cluster: ClusterSpec) -> PlanStep:
+    """The Gateway API CRDs: skipped when the cluster has them at the pinned version or newer (never
+    downgraded), applied from `--gateway-api-crds PATH` when given, else downloaded (refused offline)."""
+    local = spec.gateway_api_crds
+    source = local or pins.GATEWAY_API_CRDS_URL
     return PlanStep(
-        title=f"Install the Gateway API CRDs {pins.GATEWAY_API_VERSION}",
+        title=f"Install the Gateway API CRDs {pins.GATEWAY_API_VERSION}"
+        + (f" from {local}" if local else ""),
         cluster=cluster.name,
         stage="platform",
-        command=argv.kubectl(cluster, "apply", "--server-side", "--filename", pins.GATEWAY_API_CRDS_URL),
+        command=argv.kubectl(cluster, "apply", "--server-side", "--filename", source),
+        skip_if_crds=CrdBundle(
+            names=pins.GATEWAY_API_STANDARD_CRDS,
+            version_annotation=pins.GATEWAY_API_BUNDLE_ANNOTATION,
+            min_version=pins.GATEWAY_API_VERSION,
+        ),
+        downloads=[]
+        if local
+        else [
+            Download(
+                url=pins.GATEWAY_API_CRDS_URL,
+                instead="pass --gateway-api-crds PATH (a CRD file or directory) or install them first",
+            )
+        ],
         wait=[
             crd_established("gateways.gateway.networking.k8s.io"),
             crd_established("httproutes.gateway.networking.k8s.io"),

@@ -23,7 +23,7 @@ class ExistingProvider:
     owns_clusters = False
 
     def plan_steps(self, spec: MeshSpec) -> list[PlanStep]:
-        return [gateway_api_step(c) for c in spec.clusters] if needs_gateway_api(spec) else []
+        return [gateway_api_step(spec, c) for c in spec.clusters] if needs_gateway_api(spec) else []
 
     def prerequisites(self, spec: MeshSpec) -> list[str]:
         return ["every context answers (API server reachable with the given kubeconfig)"]

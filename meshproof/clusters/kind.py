@@ -10,6 +10,7 @@ multicluster east-west gateways need. It runs as one container next to the clust
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meshproof import tools
@@ -132,7 +133,7 @@ class KindProvider:
         steps.append(load_balancer_step(spec.primary))
         for cluster in spec.clusters:
             steps.append(metrics_server_step(cluster))
-            steps.append(gateway_api_step(cluster))
+            steps.append(gateway_api_step(spec, cluster))
         return steps
 
     def prerequisites(self, spec: MeshSpec) -> list[str]:
@@ -160,3 +161,50 @@ def existing_kind_clusters(timeout: float = 60.0) -> set[str]:
 def parse_kind_clusters(stdout: str) -> set[str]:
     # `kind get clusters` prints one name per line; "No kind clusters found." goes to stderr.
     return {line.strip() for line in stdout.splitlines() if line.strip()}
+
+
+# --- what the clusters need from Docker ------------------------------------------------------------------
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class KindResources:
+    cpus: int
+    memory_gib: int
+
+    def describe(self) -> str:
+        return f"{self.cpus} CPUs and {self.memory_gib} GiB of memory"
+
+
+# An estimate per meshproof kind cluster (one control plane + pins.KIND_WORKERS workers), not a measurement:
+# control-plane node (etcd, apiserver, controllers) ~1 GiB, each worker (kubelet, kube-proxy, kindnet)
+# ~0.4 GiB, the mesh (istiod ~0.5 GiB, east-west/inference gateways, ztunnel + istio-cni per node) and the
+# test apps ~1.5 GiB: about 3.5 GiB, rounded up to 4; apiserver and istiod each want a core while
+# converging, so 2 CPUs. Two clusters (multicluster) need twice that, on one Docker daemon: 4 CPUs, 8 GiB.
+PER_CLUSTER = KindResources(cpus=2, memory_gib=4)
+
+
+def resources_needed(cluster_count: int) -> KindResources:
+    return KindResources(PER_CLUSTER.cpus * cluster_count, PER_CLUSTER.memory_gib * cluster_count)
+
+
+DOCKER_RESOURCES_FORMAT = "{{.NCPU}} {{.MemTotal}}"  # `docker info --format`: CPUs, memory in bytes
+
+
+def parse_docker_resources(stdout: str) -> tuple[int, int]:
+    """`docker info --format '{{.NCPU}} {{.MemTotal}}'` -> (cpus, memory bytes); ValueError otherwise."""
+    parts = stdout.split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"unexpected docker info output {stdout.strip()[:80]!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def resource_shortfall(cpus: int, memory_bytes: int, needed: KindResources) -> str | None:
+    """What Docker lacks for `needed` (None when it has enough)."""
+    short = []
+    if cpus < needed.cpus:
+        short.append(f"{cpus} CPUs < {needed.cpus}")
+    if memory_bytes < needed.memory_gib * GIB:
+        short.append(f"{memory_bytes / GIB:.1f} GiB < {needed.memory_gib} GiB")
+    return ", ".join(short) or None

@@ -1,12 +1,17 @@
 """`meshproof bench local | compare | report`.
 
-    meshproof bench local --url URL --tool fortio|locust --qps N --connections N --duration SECONDS
-                          [--repetitions N] [--warmup SECONDS] --output DIR
+    meshproof bench local --url [NAME=]URL [--url [NAME=]URL ...] --tool fortio|locust --qps N
+                          --connections N --duration SECONDS [--repetitions N] [--warmup SECONDS] --output DIR
     meshproof bench compare BASELINE CURRENT [--threshold-pct P] [--min-delta-ms MS] [--metrics p50,p90]
+    meshproof bench calibrate [--qps N] [--connections N] [--duration S] [--repetitions N]
+                              [--shifts-ms 0,0.05,0.1,0.2] --output DIR
     meshproof bench report DIR
 
-Exit codes: 0 ok (compare: no regression), 1 compare found a regression (or a local run was invalid),
-2 the command could not do its job (bad input, tool missing, tool failed).
+Exit codes: 2 the command could not do its job (bad input, tool missing, tool failed).
+`compare` (meshproof.bench.compare.EXIT_CODES): 0 no change, 1 regressed, 3 could not sustain the load,
+4 not judged (nothing could be judged, e.g. one repetition), 5 improved.
+`local`: 0 every run valid, 1 a run was invalid (it is still written).
+`calibrate`: 0 calibrated, 1 no trial could be judged (every trial had an invalid run).
 """
 
 from __future__ import annotations
@@ -17,13 +22,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshproof.bench.compare import ALL_METRICS, Thresholds, compare_results
+from meshproof.bench.analysis import mesh_costs, reference_arm
+from meshproof.bench.calibrate import CALIBRATION_FILE, CalibrationSpec, run_calibration, table
+from meshproof.bench.compare import (
+    ALL_METRICS,
+    DEFAULT_MIN_DELTA_MS,
+    DEFAULT_THRESHOLD_PCT,
+    Thresholds,
+    compare_results,
+)
+from meshproof.bench.delayserver import MAX_DELAY_MS
 from meshproof.bench.fortio import FortioFailed, FortioMissing
-from meshproof.bench.local import LocalBenchError, LocalBenchSpec, run_local
+from meshproof.bench.local import LocalBenchError, LocalBenchSpec, parse_arms, run_local
 from meshproof.bench.locust import LocustFailed
-from meshproof.bench.model import ResultsError, load_results, results_path
+from meshproof.bench.model import BenchmarkResults, ResultsError, load_results, results_path
+from meshproof.bench.stats import DEFAULT_REPETITIONS, MIN_REPS_FOR_INTERVAL
 from meshproof.bench.validity import ValidityLimits
-from meshproof.reporting.bench import rebuild_reports, write_reports
+from meshproof.reporting.bench import fmt_interval, rebuild_reports, write_reports
 from meshproof.reporting.bench_compare import console_tables, write_comparison
 
 EXIT_OK = 0
@@ -41,12 +56,13 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="bench_command", metavar="ACTION")
     _register_local(actions)
     _register_compare(actions)
+    _register_calibrate(actions)
     _register_report(actions)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_usage(sys.stderr)
-    print("meshproof bench: choose an action: local, compare or report", file=sys.stderr)
+    print("meshproof bench: choose an action: local, compare, calibrate or report", file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -71,23 +87,41 @@ def _qps(text: str) -> float | None:
 
 
 def _register_local(actions: Any) -> None:
-    p = actions.add_parser("local", help="load an HTTP endpoint from this machine (loopback by default)")
-    p.add_argument("--url", required=True, help="target URL, e.g. http://127.0.0.1:8080/echo")
+    p = actions.add_parser(
+        "local", help="load one or more HTTP endpoints (arms) from this machine (loopback by default)"
+    )
+    p.add_argument(
+        "--url",
+        action="append",
+        required=True,
+        metavar="[NAME=]URL",
+        help="target URL, e.g. http://127.0.0.1:8080/echo; repeat for an A/B comparison (arms alternate "
+        "in a random order every repetition; the first is the reference)",
+    )
     p.add_argument("--tool", choices=("fortio", "locust"), required=True)
     p.add_argument(
         "--qps", type=_qps, required=True, help="total requests/s; 0 or 'max' = as fast as possible"
     )
     p.add_argument("--connections", type=_positive_int, required=True, help="connections (Locust: users)")
     p.add_argument("--duration", type=_positive_float, required=True, help="measured seconds per repetition")
-    p.add_argument("--repetitions", type=_positive_int, default=1)
+    p.add_argument(
+        "--repetitions",
+        type=_positive_int,
+        default=DEFAULT_REPETITIONS,
+        help=f"repetitions per arm (default {DEFAULT_REPETITIONS}; one gives no interval)",
+    )
     p.add_argument(
         "--warmup", type=float, default=2.0, help="discarded warm-up seconds per repetition (default 2)"
     )
     p.add_argument("--payload-size", type=int, default=0, help="POST this many bytes instead of a GET")
     p.add_argument(
-        "--processes", type=_positive_int, default=1, help="Locust worker processes (one per core)"
+        "--processes",
+        type=_positive_int,
+        default=None,
+        help="Locust worker processes (default: all cores, minus one for a loopback target)",
     )
-    p.add_argument("--arm", default="local", help="name of this arm in the results (default: local)")
+    p.add_argument("--arm", default="local", help="name of a single unnamed --url arm (default: local)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the arm order (reproducible)")
     p.add_argument(
         "--min-qps-ratio", type=float, default=0.99, help="a run below this share of --qps is invalid"
     )
@@ -106,10 +140,16 @@ def _register_compare(actions: Any) -> None:
     p.add_argument("baseline", type=Path, help="results dir or benchmark.json")
     p.add_argument("current", type=Path, help="results dir or benchmark.json")
     p.add_argument(
-        "--threshold-pct", type=float, default=10.0, help="regression threshold in percent (default 10)"
+        "--threshold-pct",
+        type=float,
+        default=DEFAULT_THRESHOLD_PCT,
+        help=f"relative threshold in percent (default {DEFAULT_THRESHOLD_PCT:g})",
     )
     p.add_argument(
-        "--min-delta-ms", type=float, default=0.0, help="ignore latency moves smaller than this (ms)"
+        "--min-delta-ms",
+        type=float,
+        default=DEFAULT_MIN_DELTA_MS,
+        help=f"minimum latency effect judged, ms (default {DEFAULT_MIN_DELTA_MS:g})",
     )
     p.add_argument(
         "--metrics",
@@ -122,11 +162,62 @@ def _register_compare(actions: Any) -> None:
         default=10,
         help="judge a percentile only with at least this many requests beyond it (default 10)",
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (results are reproducible)")
     p.add_argument(
         "--output", type=Path, default=None, help="where to write comparison.md/json (default: CURRENT dir)"
     )
     p.set_defaults(func=cmd_compare)
+
+
+def _shifts(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ms values, got {text!r}") from None
+    if not values or any(v < 0 or v > MAX_DELAY_MS for v in values):
+        raise argparse.ArgumentTypeError(f"shifts must be 0..{MAX_DELAY_MS:g} ms, got {text!r}")
+    return values
+
+
+def _register_calibrate(actions: Any) -> None:
+    defaults = CalibrationSpec()
+    p = actions.add_parser(
+        "calibrate",
+        help="plant known slowdowns on a local busy-wait server: what this machine resolves",
+        description="Starts a precise local delay server, plants shifts and prints the false-positive rate "
+        "and the smallest shift resolved at p50/p90/p99 (table, and calibration.json in --output).",
+    )
+    p.add_argument("--qps", type=_positive_float, default=defaults.qps)
+    p.add_argument("--connections", type=_positive_int, default=defaults.connections)
+    p.add_argument("--duration", type=_positive_float, default=defaults.duration_s, help="seconds per run")
+    p.add_argument("--warmup", type=float, default=defaults.warmup_s, help="discarded seconds per run")
+    p.add_argument(
+        "--repetitions",
+        type=_positive_int,
+        default=defaults.repetitions,
+        help=f"repetitions per arm, cut into trials of --group-size (default {defaults.repetitions})",
+    )
+    p.add_argument(
+        "--group-size",
+        type=_positive_int,
+        default=defaults.group_size,
+        help=f"repetitions per side of one trial (default {defaults.group_size}, as bench local)",
+    )
+    p.add_argument(
+        "--shifts-ms",
+        type=_shifts,
+        default=defaults.shifts_ms,
+        help="planted shifts in ms (default " + ",".join(f"{s:g}" for s in defaults.shifts_ms) + ")",
+    )
+    p.add_argument("--threshold-pct", type=float, default=DEFAULT_THRESHOLD_PCT)
+    p.add_argument("--min-delta-ms", type=float, default=DEFAULT_MIN_DELTA_MS)
+    p.add_argument(
+        "--min-qps-ratio", type=float, default=0.99, help="a run below this share of --qps is invalid"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--output", type=Path, required=True, help="results dir (benchmark.json, calibration.json)"
+    )
+    p.set_defaults(func=cmd_calibrate)
 
 
 def _register_report(actions: Any) -> None:
@@ -141,8 +232,12 @@ def _fail(message: str) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    try:
+        arms = parse_arms(args.url, args.arm)
+    except LocalBenchError as exc:
+        return _fail(str(exc))
     spec = LocalBenchSpec(
-        url=args.url,
+        arms=arms,
         tool=args.tool,
         qps=args.qps,
         connections=args.connections,
@@ -151,7 +246,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         warmup_s=max(0.0, args.warmup),
         payload_bytes=max(0, args.payload_size),
         processes=args.processes,
-        arm=args.arm,
+        seed=args.seed,
         limits=ValidityLimits(min_qps_ratio=args.min_qps_ratio, max_error_ratio=args.max_error_pct / 100),
         allow_remote=args.allow_remote,
     )
@@ -163,6 +258,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     invalid = [r for r in results.runs if not r.valid]
     print(f"wrote {paths.json}, {paths.markdown.name}, {paths.html.name}")
     print(f"{len(results.runs)} runs, {len(invalid)} invalid")
+    for line in ab_lines(results):
+        print(line)
     if invalid:
         print(
             f"meshproof bench: {len(invalid)} run(s) invalid: {invalid[0].invalid_reasons[0]}",
@@ -170,6 +267,20 @@ def cmd_local(args: argparse.Namespace) -> int:
         )
         return EXIT_REGRESSION
     return EXIT_OK
+
+
+def ab_lines(results: BenchmarkResults) -> list[str]:
+    """One line per arm of an A/B run: its difference to the first arm at p50/p90/p99, paired."""
+    lines = []
+    reference = reference_arm(results)
+    for cost in mesh_costs(results):
+        parts = []
+        for d in cost.diffs:
+            if d.metric in ("p50", "p90", "p99"):
+                interval = fmt_interval(d.diff_low, d.diff_high) if d.has_interval else "no interval"
+                parts.append(f"{d.metric} {d.diff:+.3f} ms {interval}")
+        lines.append(f"{cost.cell.arm} - {reference}: " + ", ".join(parts))
+    return lines
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:
@@ -190,7 +301,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             min_delta_ms=args.min_delta_ms,
             metrics=metrics,
             min_tail_samples=args.min_tail_samples,
-            seed=args.seed,
         )
         baseline = load_results(args.baseline)
         current = load_results(args.current)
@@ -209,7 +319,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out_dir = args.output or results_path(args.current).parent
     md_path, _ = write_comparison(comparison, out_dir)
     print(f"wrote {md_path}")
-    return EXIT_REGRESSION if comparison.regressions else EXIT_OK
+    return comparison.exit_code
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    try:
+        spec = CalibrationSpec(
+            qps=args.qps,
+            connections=args.connections,
+            duration_s=args.duration,
+            warmup_s=max(0.0, args.warmup),
+            repetitions=args.repetitions,
+            group_size=max(MIN_REPS_FOR_INTERVAL, args.group_size),
+            shifts_ms=args.shifts_ms,
+            thresholds=Thresholds(threshold_pct=args.threshold_pct, min_delta_ms=args.min_delta_ms),
+            limits=ValidityLimits(min_qps_ratio=args.min_qps_ratio),
+            seed=args.seed,
+        )
+        calibration, results = run_calibration(
+            spec, args.output, progress=lambda m: print(m, file=sys.stderr)
+        )
+    except (ValueError, RuntimeError, LocalBenchError, FortioMissing, FortioFailed) as exc:
+        return _fail(str(exc).splitlines()[0])
+    write_reports(results, args.output)
+    print(table(calibration))
+    print(f"wrote {args.output / CALIBRATION_FILE}")
+    if all(row.unsustained == row.trials for row in calibration.rows):
+        print("meshproof bench: no trial could be judged: every trial had an invalid run", file=sys.stderr)
+        return EXIT_REGRESSION
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

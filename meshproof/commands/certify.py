@@ -16,9 +16,15 @@ from typing import Any
 
 import yaml
 
-from meshproof.config import OPTIONS, add_argparse_options, config_from_namespace
+from meshproof.config import OPTIONS, ConfigError, add_argparse_options, config_from_namespace
+from meshproof.profiles import PROFILES, get_profile
 from meshproof.reporting.bundle import BundleError, build_bundle
 from meshproof.reporting.conformance import REPORT_FILENAME
+from meshproof.reporting.results_dir import prepare_results_dir, reuse_requested
+from meshproof.reporting.verdict import judge
+
+# pytest arguments that narrow the selection: a profile's selection is fixed.
+NARROWING_ARGS = ("-m", "-k", "--deselect", "--lf", "--last-failed", "--sw", "--stepwise")
 
 
 def register(subparsers: Any) -> None:
@@ -32,35 +38,75 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--bundle-only", action="store_true", help="do not run the suites; bundle an existing --results-dir"
     )
+    parser.add_argument(
+        "--profile-name",
+        choices=sorted(PROFILES),
+        help="certify a profile: its fixed required and optional tests (no -m/-k narrowing allowed)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --, e.g. -- -m ambient")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_namespace(args)
+    rc = 0
+    if args.profile_name:
+        try:
+            get_profile(args.profile_name).check_run(cfg)
+        except ConfigError as exc:
+            print(f"meshproof certify: {exc}", file=sys.stderr)
+            return 2
+        narrowing = narrowing_args(args.pytest_args)
+        if narrowing:
+            print(
+                f"meshproof certify: profile {args.profile_name} is a fixed selection; drop "
+                f"{' '.join(narrowing)} (it could leave out required tests)",
+                file=sys.stderr,
+            )
+            return 2
     if not args.bundle_only:
+        # a fresh results dir, so the bundle holds this run's files only; refused here in one line
+        prepare_results_dir(cfg.results_dir, cfg.run_id, reuse=reuse_requested())
         # the child reuses the run id so the bundle and the report agree
         env = {**os.environ, "MESHPROOF_RUN_ID": cfg.run_id}
         rc = subprocess.call(pytest_command(args, cfg.results_dir), env=env)
-        if rc == 4 and not (cfg.results_dir / REPORT_FILENAME).exists():
-            print("meshproof certify: the suites could not start; see the message above", file=sys.stderr)
-            return 4
+        if rc != 0 and not (cfg.results_dir / REPORT_FILENAME).exists():
+            print(
+                f"meshproof certify: the suites could not start (pytest exit {rc}); see the message above",
+                file=sys.stderr,
+            )
+            return rc
     try:
         archive = build_bundle(cfg.results_dir)
     except BundleError as exc:
         print(f"meshproof certify: {exc}", file=sys.stderr)
         return 2
     report = yaml.safe_load((cfg.results_dir / REPORT_FILENAME).read_text()) or {}
-    summary = report.get("summary", {})
     print(f"meshproof certify: bundle {archive}")
-    conformant = report.get("status") == "complete" and not (summary.get("failed") or summary.get("error"))
-    if not conformant:
-        print(
-            f"meshproof certify: run is {report.get('status')} with {summary.get('failed', 0)} failed, "
-            f"{summary.get('error', 0)} errors: the bundle does not prove conformance",
-            file=sys.stderr,
-        )
-    return 0 if conformant else 1
+    verdict = judge(report)
+    if not verdict.conformant:
+        print(f"meshproof certify: {verdict.reason}: the bundle does not prove conformance", file=sys.stderr)
+        return verdict.exit_code
+    # a conformant report and a failing pytest child disagree: trust the failure
+    return rc
+
+
+def narrowing_args(pytest_args: list[str]) -> list[str]:
+    """The pytest arguments that could leave out tests: selection flags (with their values), test paths."""
+    found: list[str] = []
+    takes_value = False
+    for arg in pytest_args:
+        if takes_value:
+            found.append(arg)
+            takes_value = False
+        elif arg in NARROWING_ARGS:
+            found.append(arg)
+            takes_value = arg in ("-m", "-k", "--deselect")
+        elif arg.split("=")[0] in NARROWING_ARGS or arg[:2] in ("-m", "-k"):
+            found.append(arg)  # --deselect=x, -mmtls
+        elif not arg.startswith("-") and ("::" in arg or Path(arg).exists()):
+            found.append(arg)
+    return found
 
 
 def pytest_command(args: argparse.Namespace, results_dir: Path) -> list[str]:
@@ -77,4 +123,5 @@ def pytest_command(args: argparse.Namespace, results_dir: Path) -> list[str]:
                 command += [opt.flag, str(item)]
         else:
             command += [opt.flag, str(value)]
-    return [*command, "--results-dir", str(results_dir), *args.pytest_args]
+    profile = ["--profile-name", args.profile_name] if getattr(args, "profile_name", None) else []
+    return [*command, "--results-dir", str(results_dir), *profile, *args.pytest_args]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from meshproof.config import RunConfig, add_argparse_options, config_from_namespace
+from meshproof.config import RunConfig, add_argparse_options, config_from_namespace, parse_run_id
 from meshproof.kube import Cluster, ClusterError
 from meshproof.kube_connect import kubeconfig_path
 from meshproof.kube_objects import ANY_RUN_SELECTOR, selector_for_run
@@ -39,12 +39,17 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, make_cluster: ClusterFactory | None = None) -> int:
     cfg = config_from_namespace(args)
-    selector = ANY_RUN_SELECTOR if args.cleanup_all else selector_for_run(args.cleanup_run_id)
+    selector = (
+        ANY_RUN_SELECTOR
+        if args.cleanup_all
+        else selector_for_run(parse_run_id(args.cleanup_run_id, "--run-id"))
+    )
     make = make_cluster or _cluster_for
     verb = "would delete" if args.dry_run else "deleted"
     failures = 0
     total = 0
-    for context in target_contexts(cfg):
+    contexts = target_contexts(cfg)
+    for context in contexts:
         label = context or "current context"
         try:
             cluster = make(context, cfg)
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace, make_cluster: ClusterFactory | None = None) ->
         total += len(refs)
         if not refs:
             print(f"nothing labelled {selector} in cluster {cluster.name}")
-    print(f"{verb} {total} object(s)" + (f"; {failures} cluster(s) failed" if failures else ""))
+    if failures < len(contexts):  # every cluster failed: its own line already said all there is
+        print(f"{verb} {total} object(s)" + (f"; {failures} cluster(s) failed" if failures else ""))
     return 1 if failures else 0
 
 

@@ -13,15 +13,19 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from meshproof import tools
 from meshproof.commands.tools import render_table
-from meshproof.config import Feature, RunConfig, add_argparse_options, config_from_namespace
+from meshproof.config import ConfigError, Feature, RunConfig, add_argparse_options, config_from_namespace
+
+if TYPE_CHECKING:  # the plan machinery loads on first use, not for `meshproof --help`
+    from meshproof.mesh.model import PlanStep
+    from meshproof.mesh.will_run import ClusterFactory, PlannedSteps
 
 DOCKER_INFO_TIMEOUT = 5.0
 API_TIMEOUT = 3.0
@@ -62,7 +66,11 @@ def check_tool(
         return CheckResult(label, True, f"{st.path}{version}", required=required)
     if st.status == "missing":
         return CheckResult(
-            label, False, "not found on PATH or in the meshproof cache", tools.install_hint(name), required
+            label,
+            False,
+            f"not found ({', '.join(tools.tool_search_places(name))})",
+            tools.install_hint(name),
+            required,
         )
     if st.status == "version-mismatch":
         fix = f"install a {name} that fits {st.pinned}: {tools.install_hint(name)}"
@@ -84,16 +92,46 @@ def check_any_tool(names: Sequence[str], *, purpose: str) -> CheckResult:
     )
 
 
-def check_istioctl(cfg: RunConfig) -> CheckResult:
-    """istioctl is always needed: the suites read evidence with it (ztunnel-config, proxy-config) and
-    multicluster creates remote secrets with it. As the installer it must be exactly the Istio version
-    under test, because `istioctl install` installs its own version; otherwise the same minor will do
-    (e.g. the OSSM 3.2 istioctl next to an operator-installed 1.27 control plane).
+# What istioctl is needed for besides install steps: the suites read these through it (fixtures/traffic.py
+# MeshEvidence, meshproof/evidence/collect.py), resolved on first use, so a missing istioctl fails exactly
+# the tests that read them.
+ISTIOCTL_EVIDENCE = (
+    "ztunnel-config workloads/certificates (ambient HBONE and certificate-chain checks) and "
+    "proxy-config secret (sidecar certificate-chain check)"
+)
+
+
+def check_istioctl(cfg: RunConfig, step: PlanStep | None = None) -> CheckResult:
+    """istioctl for the steps that will run, else only for evidence.
+
+    As the installer it must be exactly the Istio version under test, because `istioctl install` installs
+    its own version. For other steps (remote secrets) the same minor will do. When no step runs it (the
+    mesh is installed another way, or reused), the suites still read evidence with it; those reads fail
+    their tests without it, so it is a warning here, never a reason to stop a run that installs nothing
+    with it.
     """
-    if cfg.installer == "istioctl":
+    if step is not None and (step.command or [])[:2] == ["istioctl", "install"]:
         return check_tool("istioctl", wanted=cfg.istio_version, purpose="installer")
-    return check_tool(
-        "istioctl", wanted=cfg.istio_version, policy=tools.VersionPolicy.SAME_MINOR, purpose="evidence"
+    if step is not None:
+        return check_tool(
+            "istioctl",
+            wanted=cfg.istio_version,
+            policy=tools.VersionPolicy.SAME_MINOR,
+            purpose=f"step '{step.title}'",
+        )
+    result = check_tool(
+        "istioctl",
+        wanted=cfg.istio_version,
+        policy=tools.VersionPolicy.SAME_MINOR,
+        required=False,
+        purpose="evidence",
+    )
+    if result.ok:
+        return result
+    return replace(
+        result,
+        detail=f"{result.detail}; no step of this run calls it",
+        fix=f"only evidence reads use it: {ISTIOCTL_EVIDENCE}; their tests fail without it. {result.fix}",
     )
 
 
@@ -129,6 +167,30 @@ def check_docker_daemon(timeout: float = DOCKER_INFO_TIMEOUT) -> CheckResult:
         "start the docker daemon (`sudo systemctl start docker`, or Docker Desktop) and make sure your user "
         "may use it (`docker info` must work)",
     )
+
+
+def check_kind_resources(cluster_count: int, timeout: float = DOCKER_INFO_TIMEOUT) -> CheckResult:
+    """Docker has the CPUs and memory `cluster_count` kind clusters need (meshproof.clusters.kind)."""
+    from meshproof.clusters import kind
+
+    needed = kind.resources_needed(cluster_count)
+    name = f"docker resources for {cluster_count} kind cluster{'s' if cluster_count > 1 else ''}"
+    try:
+        result = tools.run(
+            ["docker", "info", "--format", kind.DOCKER_RESOURCES_FORMAT], timeout=timeout, check=False
+        )
+        cpus, memory = kind.parse_docker_resources(result.stdout)
+    except (tools.ToolMissing, tools.CommandTimeout, ValueError) as exc:
+        return CheckResult(name, False, f"cannot read docker's CPUs and memory: {exc}", "check `docker info`")
+    short = kind.resource_shortfall(cpus, memory, needed)
+    if short:
+        return CheckResult(
+            name,
+            False,
+            f"need {needed.describe()}, docker has {short}",
+            "give Docker more CPUs/memory (Docker Desktop: Settings > Resources) or run on a bigger machine",
+        )
+    return CheckResult(name, True, f"{cpus} CPUs, {memory / kind.GIB:.1f} GiB (need {needed.describe()})")
 
 
 # --- cluster access ----------------------------------------------------------------------------------------
@@ -358,13 +420,26 @@ def check_cluster_access(
 # --- the whole preflight -----------------------------------------------------------------------------------
 
 
-def preflight(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[CheckResult]:
-    """Every check the chosen provider, installer and features need, in the order a user fixes them."""
+def preflight(
+    cfg: RunConfig,
+    env: Mapping[str, str] | None = None,
+    *,
+    cluster_factory: ClusterFactory | None = None,
+) -> list[CheckResult]:
+    """Every check the chosen provider needs, then the tools of the plan steps that will run, in the order a
+    user fixes them.
+
+    Which steps run is read from reachable existing clusters (openshift, existing): a mesh whose install
+    record matches is reused (no install step runs), and Gateway API CRDs already at the pinned version are
+    not applied. kind clusters are new, so every step counts.
+    """
     results: list[CheckResult] = []
     if cfg.provider == "kind":
         results.append(check_tool("docker", wanted=""))
         if results[-1].ok:
             results.append(check_docker_daemon(DOCKER_INFO_TIMEOUT * cfg.timeout_scale))
+            if results[-1].ok and cfg.has(Feature.MULTICLUSTER):
+                results.append(check_kind_resources(2, DOCKER_INFO_TIMEOUT * cfg.timeout_scale))
         results.append(check_tool("kind"))
         # kind clusters default to Kubernetes 1.33 (mesh.pins); the pinned kubectl 1.33 is within the skew.
         results.append(check_tool("kubectl"))
@@ -377,11 +452,45 @@ def preflight(cfg: RunConfig, env: Mapping[str, str] | None = None) -> list[Chec
             results.append(check_kubectl_skew(server_version))
         results.extend(access)
 
-    results.append(check_istioctl(cfg))
-    if cfg.installer == "helm":
-        results.append(check_tool("helm", purpose="installer"))
+    planned = planned_steps(cfg, reachable=not failures(results), factory=cluster_factory)
+    if planned is None:
+        # the options make no plan (the run refuses them first): check by the options alone
+        results.append(check_tool("istioctl", wanted=cfg.istio_version, purpose="installer"))
+        if cfg.installer == "helm":
+            results.append(check_tool("helm", purpose="installer"))
+    else:
+        results.append(CheckResult("plan", True, _clip(planned.note, 2 * _DETAIL_LIMIT), required=False))
+        results.append(check_istioctl(cfg, planned.first_step("istioctl")))
+        helm_step = planned.first_step("helm")
+        if helm_step is not None:
+            results.append(check_tool("helm", purpose=f"step '{helm_step.title}'"))
+        kubectl_step = planned.first_step("kubectl")
+        if cfg.provider != "kind" and kubectl_step is not None:  # oc does not do for a kubectl step
+            results.append(check_tool("kubectl", wanted="", purpose=f"step '{kubectl_step.title}'"))
     results.append(check_tool("fortio", required=False, purpose="local benchmarks only"))
     return results
+
+
+def planned_steps(
+    cfg: RunConfig, *, reachable: bool, factory: ClusterFactory | None = None
+) -> PlannedSteps | None:
+    """The plan steps this run will execute (meshproof.mesh.will_run), or None when the options make no
+    plan (the run refuses them before any tool matters)."""
+    from meshproof.mesh import will_run
+    from meshproof.mesh.plan import build_plan
+
+    try:
+        plan = build_plan(cfg)
+    except ConfigError:
+        return None
+    if cfg.provider == "kind":
+        return will_run.every_step(plan, "kind clusters are created, so every step runs")
+    if not reachable:
+        return will_run.every_step(plan, "the clusters could not be read, so every step counts")
+    timeout = API_TIMEOUT * cfg.timeout_scale
+    return will_run.steps_on_clusters(
+        plan, factory or will_run.cluster_factory(cfg.kubeconfig, cfg.run_id, timeout=timeout)
+    )
 
 
 def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
@@ -418,6 +527,10 @@ def register(subparsers: Any) -> None:
 def cmd_doctor(args: argparse.Namespace) -> int:
     cfg = config_from_namespace(args)
     results = preflight(cfg)
+    if not failures(results):  # the cluster answers: look at the ambient mesh already on it
+        from meshproof.commands.doctor_ambient import existing_mesh_checks
+
+        results.extend(existing_mesh_checks(cfg))
     print(f"meshproof doctor: provider {cfg.provider}, installer {cfg.installer}, mode {cfg.mode}")
     print(render(results))
     failed = failures(results)

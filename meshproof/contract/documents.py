@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from meshproof.contract.checker import CheckItem, Finding
@@ -23,7 +24,6 @@ UNCOVERED_KINDS = {
     ): "openshift/cert-manager-operator is not served by the Go module proxy",
 }
 UNCOVERED_CHARTS = {
-    "cert-manager-istio-csr": "github.com/cert-manager/istio-csr is not served by the Go module proxy",
     "metrics-server": "the metrics-server chart is not published in a module the proxy serves",
     "sail-operator": "github.com/istio-ecosystem/sail-operator is not served by the Go module proxy",
 }
@@ -31,7 +31,7 @@ UNCOVERED_CHARTS = {
 SAIL_ENV_RULE = "sailoperator.io CRD types env as map[string]string"
 # For istioctl and Helm the charts quote env values, so a bool works there; meshproof still requires strings
 # because one MeshSpec feeds all three installers and Sail rejects anything else (istio-facts §1.4).
-MESHPROOF_ENV_RULE = "meshproof rule: the same values must also be valid for Sail, istio-facts §1.4"
+MESHPROOF_ENV_RULE = "meshproof rule: the values must also be valid for Sail (env is map[string]string)"
 
 
 @dataclass
@@ -42,16 +42,6 @@ class PlannedDocument:
     items: list[CheckItem] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     uncovered: str | None = None
-
-
-def sail_variant(provider: str, ossm_version: str) -> str:
-    """Which transcribed Sail CRDs apply: OSSM on OpenShift, the upstream Sail chart elsewhere.
-
-    OSSM 3.2.0 has no ZTunnel v1 (istio-facts §0 trap 1); 3.2.1 and later share the release-3.2 API.
-    """
-    if provider != "openshift":
-        return "upstream"
-    return "ossm-3.2.0" if ossm_version.lstrip("v") == "3.2.0" else "ossm-3.2-latest"
 
 
 def document_label(doc: dict[str, Any]) -> str:
@@ -89,7 +79,8 @@ def manifest_document(doc: dict[str, Any], label: str, key: str, upstream: Upstr
 
 
 def sail_values_items(doc: dict[str, Any], key: str) -> list[CheckItem]:
-    """spec.values of a Sail CR against the upstream Istio Values type (the CRD copy here is transcribed)."""
+    """spec.values of a Sail CR against Istio's Values type too (besides the Sail CRD's own schema): the
+    checker's type also enforces the env-as-string rule and reports unknown keys by their path."""
     values = (doc.get("spec") or {}).get("values")
     if not isinstance(values, dict):
         return []
@@ -104,9 +95,8 @@ def sail_values_items(doc: dict[str, Any], key: str) -> list[CheckItem]:
     return []
 
 
-def ztunnel_block_findings(block: Any, path: str, upstream: Upstream, env_rule: str) -> list[Finding]:
+def ztunnel_block_findings(block: Any, path: str, chart_dir: Path | None, env_rule: str) -> list[Finding]:
     """`values.ztunnel` is free-form in the Values proto; its keys are the ztunnel chart's values."""
-    chart_dir = upstream.chart_dir("ztunnel")
     if not isinstance(block, dict) or chart_dir is None:
         return []
     findings = [Finding(f"{path}.{f.path}", f.message) for f in check_chart_values(chart_dir, block)]
@@ -117,7 +107,9 @@ def sail_ztunnel_findings(doc: dict[str, Any], upstream: Upstream) -> list[Findi
     values = (doc.get("spec") or {}).get("values") or {}
     if doc.get("kind") != "ZTunnel":
         return []
-    return ztunnel_block_findings(values.get("ztunnel"), "spec.values.ztunnel", upstream, SAIL_ENV_RULE)
+    # The chart the target's Sail operator vendors (Red Hat's for OSSM) is what renders these values.
+    chart_dir = upstream.sail_chart_dir("ztunnel")
+    return ztunnel_block_findings(values.get("ztunnel"), "spec.values.ztunnel", chart_dir, SAIL_ENV_RULE)
 
 
 def is_istioctl_install(command: list[str] | None) -> bool:
@@ -133,7 +125,10 @@ def istio_operator_document(step: Any, label: str, key: str, upstream: Upstream)
     values = (iop.get("spec") or {}).get("values")
     planned.findings += env_values_are_strings(values, "spec.values", MESHPROOF_ENV_RULE)
     if isinstance(values, dict):
-        planned.findings += ztunnel_block_findings(values.get("ztunnel"), "spec.values.ztunnel", upstream, "")
+        chart_dir = upstream.chart_dir("ztunnel")
+        planned.findings += ztunnel_block_findings(
+            values.get("ztunnel"), "spec.values.ztunnel", chart_dir, ""
+        )
     return planned
 
 

@@ -38,6 +38,14 @@ def check_chart_values(chart_dir: Path, values: dict[str, Any]) -> list[Finding]
     rest = {k: v for k, v in values.items() if k not in PROFILE_SELECTORS}
     if isinstance(rest.get("global"), dict):  # global.profile / global.platform are selectors too
         rest["global"] = {k: v for k, v in rest["global"].items() if k not in GLOBAL_PROFILE_SELECTORS}
+    if "global" not in defaults and isinstance(rest.get("global"), dict):
+        # A chart without `global` in its values.yaml (ztunnel) flattens `.Values.global` onto its top-level
+        # defaults in zzz_profile.yaml ("Flatten globals", istio/istio@1.27.9 manifests/charts/ztunnel/
+        # templates/zzz_profile.yaml), so a global key must be one of its top-level keys.
+        flattened = rest.pop("global")
+        findings += [
+            Finding(f"global.{f.path}", f.message) for f in _compare(flattened, defaults, "") if flattened
+        ]
     findings += _compare(rest, defaults, "")
     schema_file = chart_dir / "values.schema.json"
     if schema_file.is_file():

@@ -24,12 +24,15 @@ from meshproof.evidence.ztunnel_config import (
     parse_workloads,
 )
 from meshproof.evidence.ztunnel_logs import AccessLogRecord, parse_access_log
-from meshproof.kube_api import LogReader, ObjectGetter, PodExecutor, PodLister, PortForwarding
+from meshproof.kube_api import LogReader, ObjectGetter, ObjectLister, PodExecutor, PodLister, PortForwarding
 
 T = TypeVar("T")
 
 ZTUNNEL_STATS_PORT = 15020  # ztunnel@1.27 src/config.rs DEFAULT_STATS_PORT (output-formats §4.1)
 ZTUNNEL_POD_SELECTOR = "app=ztunnel"  # label of the ztunnel DaemonSet pods (Helm chart and Sail)
+# The DaemonSet itself carries only `app.kubernetes.io/name: ztunnel`; `app: ztunnel` is on its pod
+# template alone (istio/istio@1.27.9 manifests/charts/ztunnel/templates/daemonset.yaml).
+ZTUNNEL_DAEMONSET_SELECTOR = "app.kubernetes.io/name=ztunnel"
 
 
 class CommandOutput(Protocol):
@@ -118,6 +121,21 @@ def ztunnel_pod_on_node(cluster: PodLister, ztunnel_namespace: str, node: str) -
         f"no running ztunnel pod on node {node!r} in namespace {ztunnel_namespace!r} "
         f"({len(pods)} pod(s) match {ZTUNNEL_POD_SELECTOR}); is ambient installed there?"
     )
+
+
+def ztunnels_in_cluster(cluster: ObjectLister) -> list[str]:
+    """Every ztunnel the cluster runs, in any namespace: DaemonSets by their own label and pods by the
+    pod template's label (a ztunnel installed some other way still runs labelled pods), as
+    `DaemonSet <ns>/<name>` / `Pod <ns>/<name>`."""
+    found = [
+        f"DaemonSet {d['metadata']['namespace']}/{d['metadata']['name']}"
+        for d in cluster.list("apps/v1", "DaemonSet", label_selector=ZTUNNEL_DAEMONSET_SELECTOR)
+    ]
+    found += [
+        f"Pod {p['metadata']['namespace']}/{p['metadata']['name']}"
+        for p in cluster.list("v1", "Pod", label_selector=ZTUNNEL_POD_SELECTOR)
+    ]
+    return found
 
 
 def ztunnel_metrics(

@@ -9,6 +9,7 @@ pilot/pkg/serviceregistry/kube/controller/ambient/{authorization,policies}.go).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,3 +61,27 @@ def _as_int(value: object) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
+
+
+@dataclass(frozen=True)
+class AdmissionDenial:
+    """A validating webhook refused an object: which webhook, and the reason it gave."""
+
+    webhook: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f'admission webhook "{self.webhook}" denied the request: {self.reason}'
+
+
+_ADMISSION_DENIAL = re.compile(r'admission webhook "(?P<webhook>[^"]+)" denied the request: (?P<reason>.*)')
+
+
+def admission_denial(error_text: str) -> AdmissionDenial | None:
+    """The webhook denial in an API server error (Kubernetes' wording, e.g. istiod's
+    `admission webhook "validation.istio.io" denied the request: configuration is invalid: ...`), or None
+    when the error is something else (conflict, RBAC, unreachable)."""
+    match = _ADMISSION_DENIAL.search(" ".join(error_text.split()))
+    if match is None:
+        return None
+    return AdmissionDenial(match.group("webhook"), match.group("reason").strip())

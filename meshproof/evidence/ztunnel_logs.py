@@ -1,10 +1,14 @@
 """Parser for ztunnel access log lines (stdout of a ztunnel pod, Istio 1.27).
 
-Format: output-formats §4.2. Plain layout is `<time>\\t<level>\\taccess\\t<message>\\t<k=v k=v ...>` with
-Rust-Debug-quoted strings (`"..."`, `\\"` and `\\\\` escapes) and unquoted addresses/integers; fields
-whose value is absent are omitted (so an inbound line without `src.identity` was plaintext). With
-LOG_FORMAT=json each line is one JSON object with `level`, `time`, `scope`, `message` and the same
-dotted keys. Lines of other targets (xds, dns, ...) are not access records and are skipped.
+Format: output-formats §4.2, checked against real ztunnel 1.27.9 output (../shared/captures). Plain
+layout is `<time>\\t<level>\\taccess\\t<message>\\t<k=v k=v ...>` with Rust-Debug-quoted strings (`"..."`,
+`\\"` and `\\\\` escapes) and unquoted addresses/integers; fields whose value is absent are omitted (an
+inbound line without `src.identity` was plaintext: identities are logged only for mTLS). With
+LOG_FORMAT=json each line is one compact JSON object with `level`, `time`, `scope`, `message` and the same
+dotted keys (integers as JSON numbers); access records have scope `access`, everything else a module
+path such as `ztunnel::xds` and is skipped, as are the other targets of the plain format. A policy
+rejection is an ERROR `connection complete` record with `error="connection closed due to policy
+rejection: ..."`, written only by the destination ztunnel.
 """
 
 from __future__ import annotations
@@ -47,6 +51,16 @@ class AccessLogRecord:
     @property
     def error(self) -> str | None:
         return self.fields.get("error")
+
+    @property
+    def src_ip(self) -> str | None:
+        """The host part of `src.addr` (`10.1.2.3:5678`, `[fd00::1]:5678`). Its port is no key: the
+        source ztunnel pools HBONE connections, so inbound records of separate requests share ports."""
+        addr = self.fields.get("src.addr")
+        if not addr:
+            return None
+        host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 or addr.startswith("[") else addr
+        return host.strip("[]")
 
     @property
     def src_workload(self) -> str | None:

@@ -31,7 +31,10 @@ def before_control_plane(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]
 
 
 def after_control_plane(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
-    return east_west_gateway_steps(spec, cluster) if spec.multicluster else []
+    steps = east_west_gateway_steps(spec, cluster) if spec.multicluster else []
+    if spec.has(Feature.GIE) and cluster == spec.primary:
+        steps.extend(gie_setup_steps(spec, cluster))
+    return steps
 
 
 def across_clusters(spec: MeshSpec) -> list[PlanStep]:
@@ -57,7 +60,59 @@ def gie_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
             undo_command=argv.kubectl(
                 cluster, "delete", "--kustomize", build.crds_kustomization, "--ignore-not-found"
             ),
-            wait=[olm.crd_established(f"inferencepools.{build.group}")],
+            # GIE v1.0's CRD set also carries the x-k8s pool, which the gie suite's control uses.
+            wait=[
+                olm.crd_established(f"inferencepools.{b.group}")
+                for b in ((build, pins.GIE_UPSTREAM) if build is pins.GIE_OSSM else (build,))
+            ],
+        ),
+        *gie_control_crd_steps(spec, cluster),
+    ]
+
+
+def gie_control_crd_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
+    """The other API group's InferencePool CRD, for the control that a pool of that group is not resolved.
+
+    GIE v1.0's CRD set already carries both groups; v0.5's has only x-k8s, so upstream runs add the v1 CRD.
+    """
+    if gie_build(spec) is pins.GIE_OSSM:
+        return []
+    other = pins.GIE_OSSM
+    url = other.crd_url("inferencepools")
+    return [
+        PlanStep(
+            title=f"Install the {other.api_version} InferencePool CRD (control: a pool Istio does not watch)",
+            cluster=cluster.name,
+            command=argv.kubectl(cluster, "apply", "--server-side", "--filename", url),
+            undo_command=argv.kubectl(cluster, "delete", "--filename", url, "--ignore-not-found"),
+            wait=[olm.crd_established(f"inferencepools.{other.group}")],
+        )
+    ]
+
+
+def gie_setup_steps(spec: MeshSpec, cluster: ClusterSpec) -> list[PlanStep]:
+    """The gie suite's set-up (meshproof.gie): Gateway, route, pool, EPP and model servers, with the
+    control backends; applied once per run like the mesh, removed with it."""
+    from meshproof import gie  # here: meshproof.gie renders from the spec this module is imported by
+
+    setup = gie.GieSetup.for_spec(spec)
+    ns = setup.namespace
+    return [
+        PlanStep(
+            title=f"Deploy the inference set-up in {ns}: {setup.describe()}",
+            cluster=cluster.name,
+            manifests=setup.objects(),
+            wait=[
+                *(rollout("Deployment", server.name, ns) for server in gie.MODEL_SERVERS),
+                rollout("Deployment", gie.EPP, ns),
+                WaitSpec(
+                    api_version="gateway.networking.k8s.io/v1",
+                    kind="Gateway",
+                    name=gie.GATEWAY,
+                    namespace=ns,
+                    condition="Programmed",
+                ),
+            ],
         )
     ]
 
@@ -80,6 +135,9 @@ def istio_csr_helm_values(spec: MeshSpec) -> dict[str, object]:
         "certmanager": {
             "namespace": spec.istio_namespace,
             "issuer": {"enabled": True, "name": "istio-ca", "kind": "Issuer", "group": "cert-manager.io"},
+            # The istio-csr suite proves issuance by the CertificateRequests istio-csr creates; by default it
+            # deletes each once signed (istio-facts §0 trap 10). A test cluster's request count stays small.
+            "preserveCertificateRequests": True,
         },
         "tls": {"trustDomain": spec.trust_domain},
         "istio": {"namespace": spec.istio_namespace, "revisions": istio_csr_revisions(spec)},

@@ -13,6 +13,7 @@ from typing import Any
 
 from meshproof.checks.verdict import Verdict
 from meshproof.kube_wait import describe_status, find_condition, rollout_state
+from meshproof.tools import parse_version_text
 
 Obj = Mapping[str, Any]
 
@@ -106,6 +107,10 @@ def version_matches(reported: str, requested: str) -> Verdict:
     """The first x.y.z in `reported` (`pilot-discovery version -s` output, an image tag) is `requested`."""
     found = _SEMVER.search(reported or "")
     if not found:
+        other = parse_version_text(reported or "")  # a development build: `1.30-dev`
+        if other is not None and other.pre:
+            shown = f"{other.major}.{other.minor}{other.pre}"
+            return Verdict.failed(f"reported {shown}, requested {requested}")
         return Verdict.failed(f"no version in {reported.strip()[:80]!r}")
     return Verdict(found.group(0) == requested, f"reported {found.group(0)}, requested {requested}")
 
@@ -115,6 +120,69 @@ def image_version(image: str) -> str:
     reference = image.split("@", 1)[0]
     last = reference.rsplit("/", 1)[-1]
     return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _version_key(text: str) -> tuple[int, int, int, int] | None:
+    parsed = parse_version_text(text)
+    if parsed is None:
+        return None
+    # A pre-release sorts below its release (v1.3.0-rc.1 < v1.3.0).
+    return parsed.major, parsed.minor, parsed.patch or 0, 0 if parsed.pre else 1
+
+
+def crds_at_least(crds: Mapping[str, Obj | None], annotation: str, min_version: str) -> Verdict:
+    """Every CRD in `crds` (name -> object, None when absent) carries `annotation` >= `min_version`.
+
+    The Gateway API marks each CRD with the release it came from (`gateway.networking.k8s.io/bundle-version`),
+    so an older bundle, a missing CRD or one installed without the mark means "install them"."""
+    want = _version_key(min_version)
+    short: list[str] = []
+    versions: set[str] = set()
+    for name, crd in sorted(crds.items()):
+        if crd is None:
+            short.append(f"{name} is not installed")
+            continue
+        value = str(((crd.get("metadata") or {}).get("annotations") or {}).get(annotation) or "")
+        have = _version_key(value) if value else None
+        if have is None or want is None:
+            short.append(f"{name} has no readable {annotation} ({value or 'unset'})")
+        elif have < want:
+            short.append(f"{name} is at {value}, below {min_version}")
+        else:
+            versions.add(value)
+    if short:
+        return Verdict.failed("; ".join(short))
+    return Verdict.passed(f"{len(crds)} CRDs installed at {', '.join(sorted(versions))} (>= {min_version})")
+
+
+# istiod's CA answers a ztunnel that asks for another identity's certificate without being trusted to with
+# this gRPC status message (istio/istio security/pkg/server/ca/server.go, codes.Unauthenticated); ztunnel
+# 1.27.9 prints it verbatim inside `signing gRPC error ({code}): {message}` (src/identity.rs), e.g. in
+# `certificate fetch failed (...)` (src/identity/manager.rs, debug level) and in connection errors.
+IMPERSONATION_FAILURE = "request impersonation authentication failure"
+CA_TRUSTED_NODE_ACCOUNTS = "CA_TRUSTED_NODE_ACCOUNTS"  # istiod env: `<ns>/<sa>,...` that may impersonate
+
+
+def impersonation_failures(log_text: str) -> list[str]:
+    """The log lines in which istiod refused ztunnel a certificate for one of its pods."""
+    return [line.strip() for line in log_text.splitlines() if IMPERSONATION_FAILURE in line]
+
+
+def ztunnel_trusted(istiod_env: Mapping[str, str | None], ztunnel_account: str) -> Verdict:
+    """Every istiod (name -> its CA_TRUSTED_NODE_ACCOUNTS, None when unset) trusts `ztunnel_account`
+    (`<namespace>/<service account>`) to ask for its pods' certificates."""
+    if not istiod_env:
+        return Verdict.failed(f"no istiod Deployment found to read {CA_TRUSTED_NODE_ACCOUNTS} from")
+    missing = []
+    for istiod, value in sorted(istiod_env.items()):
+        accounts = {a.strip() for a in (value or "").split(",") if a.strip()}
+        if ztunnel_account not in accounts:
+            missing.append(
+                f"{istiod} has {CA_TRUSTED_NODE_ACCOUNTS}={value if value is not None else '(unset)'}"
+            )
+    if missing:
+        return Verdict.failed(f"ztunnel runs as {ztunnel_account} but " + "; ".join(missing))
+    return Verdict.passed(f"every istiod trusts ztunnel's {ztunnel_account} ({CA_TRUSTED_NODE_ACCOUNTS})")
 
 
 def reconcile_rate(log_text: str, *, window_s: float, max_per_minute: float) -> Verdict:

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from meshproof import tools
 from meshproof.checks.verdict import Verdict
 from meshproof.mesh.certs import CACERTS_KIND, CLUSTER_ANNOTATION, GENERATED_ANNOTATION, SharedCa
+from meshproof.mesh.health import crds_at_least
 from meshproof.mesh.model import (
     STAGES,
+    CrdBundle,
     InstallPlan,
     PlanStep,
     Stage,
@@ -35,6 +37,7 @@ log = logging.getLogger("meshproof.install")
 Progress = Callable[[str], None]
 # Probes answer in seconds; a probe that hangs must not eat the install budget.
 PROBE_TIMEOUT = 60.0
+CRD_API = "apiextensions.k8s.io/v1"
 
 
 class Runner(Protocol):
@@ -74,6 +77,17 @@ def apply_plan(
                 if step.skip_if and _probe_succeeds(step.skip_if, runner, env):
                     say(f"{label}: already in place, skipped")
                     continue
+                if step.skip_if_crds is not None:
+                    in_place = crds_in_place(clusters[step.cluster], step.skip_if_crds)
+                    if in_place.ok:
+                        say(f"{label}: already in place ({in_place.reason}), skipped")
+                        continue
+                    say(f"{label}: needed ({in_place.reason})")
+                if step.downloads and plan.spec.offline:
+                    urls = ", ".join(d.url for d in step.downloads)
+                    raise InstallError(
+                        f"{label}: --offline: not downloading {urls}; {step.downloads[0].instead}"
+                    )
                 say(f"{label}: running")
                 if step.command:
                     argv = materialize_command(step, Path(tmp), f"{index + 1:02d}")
@@ -156,6 +170,12 @@ def materialize_manifests(step: PlanStep, ca: SharedCa, istio_namespace: str) ->
             cluster = str(annotations.get(CLUSTER_ANNOTATION, step.cluster))
             doc["stringData"] = ca.cacerts_for(cluster, istio_namespace)
     return docs
+
+
+def crds_in_place(cluster: Cluster, bundle: CrdBundle) -> Verdict:
+    """Whether the bundle's CRDs are installed at its version or newer (one GET per CRD)."""
+    crds = {name: cluster.get(CRD_API, "CustomResourceDefinition", name) for name in bundle.names}
+    return crds_at_least(crds, bundle.version_annotation, bundle.min_version)
 
 
 def wait_for(cluster: Cluster, spec: WaitSpec, timeouts: Timeouts, say: Progress) -> None:

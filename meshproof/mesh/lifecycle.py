@@ -2,7 +2,8 @@
 what this run created unless the keep flags say otherwise.
 
 "Once" holds across pytest-xdist workers (`RunOnce`). Whether an existing mesh is reused, replaced or
-refused is decided by `decide_mesh`, a pure function over what each cluster's install record says.
+refused is decided by `decide_mesh`, a pure function over what each cluster's install record says and the
+marks of a control plane found there (`meshproof.mesh.detect`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from meshproof import tools
 from meshproof.clusters import Provider, ProvisionError, provider_for
 from meshproof.clusters.once import RunOnce
 from meshproof.config import RunConfig
+from meshproof.mesh.detect import MeshMarks, find_mesh_marks
 from meshproof.mesh.install import Progress, Runner, apply_plan, uninstall
 from meshproof.mesh.model import InstallPlan
 from meshproof.mesh.plan import plan_for_spec
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from meshproof.kube import Cluster
 
 log = logging.getLogger("meshproof.lifecycle")
+
+INSTALL_OVER_FLAG = "install-over-existing-mesh"
 
 ClusterFactory = Callable[[ClusterSpec], "Cluster"]
 ApplyFn = Callable[..., list[int]]
@@ -73,14 +77,18 @@ class MeshDecision:
 def decide_mesh(
     spec: MeshSpec,
     records: Mapping[str, InstallRecord | None],
-    foreign: Mapping[str, bool],
+    marks: Mapping[str, MeshMarks],
     *,
     disposable: bool,
+    install_over: bool = False,
 ) -> MeshDecision:
-    """What to do given each cluster's install record and whether it runs an Istio meshproof did not record.
+    """What to do given each cluster's install record and the marks of a control plane found in it.
 
-    Disposable clusters (kind) are overwritten when they differ; shared ones (openshift, existing) are
-    never, because the other install may be someone's. Raises ProvisionError (one line) to refuse.
+    Disposable clusters (kind) are overwritten when a different meshproof install is recorded; shared ones
+    (openshift, existing) never, because the other install may be someone's. A control plane meshproof
+    did not install is never installed over unless `install_over` (--install-over-existing-mesh) says so,
+    on any provider: it may be an OSSM or revisioned mesh someone depends on. Raises ProvisionError (one
+    line, naming what was found) to refuse.
     """
     mismatched = {name: rec for name, rec in records.items() if rec is not None and not rec.matches(spec)}
     if mismatched:
@@ -93,11 +101,21 @@ def decide_mesh(
         return MeshDecision("replace", f"cluster {name} had a different install ({rec.summary})", rec)
     if records and all(rec is not None for rec in records.values()):
         return MeshDecision("reuse", "every cluster records this exact install")
-    unrecorded_istio = sorted(name for name, has in foreign.items() if has and records.get(name) is None)
-    if unrecorded_istio and not disposable:
-        raise ProvisionError(
-            f"cluster {unrecorded_istio[0]} already runs an Istio control plane that meshproof did not "
-            "install; use a cluster without Istio, or --provider kind"
+    foreign = {
+        name: found
+        for name, found in sorted(marks.items())
+        if found and records.get(name) is None and not found.started_by_meshproof
+    }
+    if foreign:
+        name, found = next(iter(foreign.items()))
+        if not install_over:
+            raise ProvisionError(
+                f"cluster {name} already runs an Istio control plane that meshproof did not install "
+                f"(found {found.summary()}); use a cluster without Istio, or pass "
+                f"--{INSTALL_OVER_FLAG} to install over it"
+            )
+        return MeshDecision(
+            "install", f"installing over the control plane found on cluster {name} ({found.summary()})"
         )
     return MeshDecision("install", "no complete meshproof install recorded")
 
@@ -160,8 +178,15 @@ class Provisioner:
 
     def _install_mesh(self) -> dict[str, Any]:
         records = {name: read_record(cluster) for name, cluster in self.clusters.items()}
-        foreign = {name: self._runs_istiod(cluster) for name, cluster in self.clusters.items()}
-        decision = decide_mesh(self.spec, records, foreign, disposable=self.provider.owns_clusters)
+        # Marks matter only where no meshproof install is recorded; a reused mesh needs no cluster-wide reads.
+        marks = {name: self._mesh_marks(self.clusters[name]) for name, rec in records.items() if rec is None}
+        decision = decide_mesh(
+            self.spec,
+            records,
+            marks,
+            disposable=self.provider.owns_clusters,
+            install_over=self.cfg.install_over_existing_mesh,
+        )
         self._say(f"mesh: {decision.action} ({decision.reason})")
         if decision.action == "reuse":
             return {"installed": False, "executed": []}
@@ -174,11 +199,8 @@ class Provisioner:
         executed = self.apply(self.plan, self.clusters, stages=("mesh",), **self._common())
         return {"installed": True, "executed": executed}
 
-    def _runs_istiod(self, cluster: Cluster) -> bool:
-        for name in {"istiod", self.spec.istiod_deployment}:
-            if cluster.get("apps/v1", "Deployment", name, self.spec.istio_namespace) is not None:
-                return True
-        return False
+    def _mesh_marks(self, cluster: Cluster) -> MeshMarks:
+        return find_mesh_marks(cluster, self.spec.istio_namespace)
 
     # --- teardown ---------------------------------------------------------------------------------
 

@@ -102,6 +102,31 @@ class WaitSpec(BaseModel):
         return f"{kind}/{self.name}"
 
 
+class CrdBundle(BaseModel):
+    """CRDs that make a step unnecessary when each is installed with a bundle-version annotation at least
+    `min_version` (e.g. the Gateway API's `gateway.networking.k8s.io/bundle-version: v1.3.0`). Checked on
+    the live cluster before the step runs; a newer bundle is never downgraded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    names: tuple[str, ...]
+    version_annotation: str
+    min_version: str
+
+    def describe(self) -> str:
+        names = ", ".join(self.names)
+        return f"the CRDs {names} are installed with {self.version_annotation} >= {self.min_version}"
+
+
+class Download(BaseModel):
+    """Something a step fetches from the internet, and what to do instead when that is not allowed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    instead: str  # e.g. "pass --gateway-api-crds PATH, or install them first"
+
+
 class PlanStep(BaseModel):
     """One thing the install does, against one cluster.
 
@@ -122,6 +147,10 @@ class PlanStep(BaseModel):
     config_file: dict[str, Any] | None = None
     # A probe: when it exits 0 the step's effect is already there and the step is skipped.
     skip_if: list[str] | None = None
+    # Skipped, too, when these CRDs are installed at a sufficient version (read from the cluster).
+    skip_if_crds: CrdBundle | None = None
+    # What the step fetches from the internet; with --offline a step that is not skipped is refused.
+    downloads: list[Download] = Field(default_factory=list)
     # What reverses the step (for manifests, deletion is implied).
     undo_command: list[str] | None = None
     wait: list[WaitSpec] = Field(default_factory=list)
@@ -176,6 +205,8 @@ class InstallPlan(BaseModel):
     steps: list[PlanStep]
     # What is checked on the live cluster before the first step (cannot be known when planning).
     prerequisites: list[str] = Field(default_factory=list)
+    # What the requested features' suites create at test time (meshproof.mesh.suite_steps), for review.
+    suite_steps: list[str] = Field(default_factory=list)
 
     def steps_in(self, *stages: Stage) -> list[tuple[int, PlanStep]]:
         """(index, step) pairs of the given stages, in plan order."""
@@ -198,6 +229,9 @@ class InstallPlan(BaseModel):
         if self.prerequisites:
             out.append("# checked on the cluster before the first step:")
             out.extend(f"#   - {p}" for p in self.prerequisites)
+        if self.suite_steps:
+            out.append("# the feature suites also do, at test time (removed when each test ends):")
+            out.extend(f"#   - {s}" for s in self.suite_steps)
         out.append(
             f"# {VALUES_FILE}, {ISTIO_OPERATOR_FILE} and {CONFIG_FILE} name the document below a command."
         )
@@ -209,6 +243,13 @@ class InstallPlan(BaseModel):
             )
             if step.skip_if:
                 out.append(f"skip when this succeeds: {shlex.join(step.skip_if)}")
+            if step.skip_if_crds:
+                out.append(f"skip when {step.skip_if_crds.describe()} (read from the cluster)")
+            for download in step.downloads:
+                if self.spec.offline:
+                    out.append(f"--offline: refused unless skipped, as it downloads {download.url}")
+                else:
+                    out.append(f"downloads: {download.url}")
             if step.command and _is_shell(step.command):
                 out.append("$ sh -c SCRIPT, where SCRIPT is:")
                 out.append(_indent(step.command[2].replace("; ", "\n")))
@@ -269,6 +310,8 @@ class InstallPlan(BaseModel):
             script.append(
                 f'if {shlex.join(step.skip_if)} >/dev/null 2>&1; then echo "already done: {stem}"; exit 0; fi'
             )
+        if step.skip_if_crds:
+            script.append(f"# meshproof skips this step when {step.skip_if_crds.describe()}")
         if command and _is_shell(command):
             script.append(command[2])  # already a shell line; unwrapped so it reads as written
         elif command:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 ISTIO_MINOR = "1.27"
 ISTIO_HELM_REPO = "https://istio-release.storage.googleapis.com/charts"  # istio-facts §1.2
-# ztunnel's chart reads `.Values.network` from 1.27.3 on, `global.network` before (istio-facts §1.2).
-ZTUNNEL_TOP_LEVEL_NETWORK_SINCE = (1, 27, 3)
+# ztunnel's chart reads `.Values.network` from 1.27.2 on, `global.network` before: the key arrived with
+# "Flatten network value in ztunnel charts" (istio/istio#57881), first in the 1.27.2 tag's values.yaml.
+ZTUNNEL_TOP_LEVEL_NETWORK_SINCE = (1, 27, 2)
 
 # --- OSSM 3.2 (OLM) ---------------------------------------------------------------------------------
 
@@ -24,11 +25,36 @@ REDHAT_CATALOG_NAMESPACE = "openshift-marketplace"
 # The CSV supports AllNamespaces only, so it lives in openshift-operators (global OperatorGroup) (§1.3).
 OSSM_OPERATOR_NAMESPACE = "openshift-operators"
 OSSM_OPERATOR_DEPLOYMENT = "servicemesh-operator3"
-# Istio 1.27 patches each OSSM 3.2 patch serves. 3.2.0 ships only v1.27.3; the 3.2 branch head's CRD enum
-# lists v1.27.9/.8/.5/.3 (istio-facts §0). Patches between are not individually documented, so any 3.2.x
-# after 3.2.0 is allowed the branch-head set and the CSV wait proves the operator exists.
-OSSM_320_ISTIO = ("1.27.3",)
-OSSM_32X_ISTIO = ("1.27.3", "1.27.5", "1.27.8", "1.27.9")
+# Istio 1.27 patches each OSSM 3.2 release offers: the 1.27 entries of the `spec.version` enum of its
+# Istio CRD (sailoperator.io_istios.yaml). 3.2.0 (branch release-3.2.0) and the release-3.2 branch head
+# (3.2.9) are read from the CRDs themselves in ../shared/upstream, and tests/unit/test_pins_ossm.py keeps
+# this table equal to them; the releases between follow the same enum at their tags (issue 9): 3.2.2
+# added 1.27.5, 3.2.3 added 1.27.8, 3.2.5 added 1.27.9. The product cannot read ../shared at run time,
+# so the table lives here.
+_OSSM_ISTIO_ADDED = {"3.2.0": "1.27.3", "3.2.2": "1.27.5", "3.2.3": "1.27.8", "3.2.5": "1.27.9"}
+OSSM_RELEASES = tuple(f"3.2.{patch}" for patch in range(10))  # "3.2.<n>"; 3.2.9 only as the branch head
+OSSM_ISTIO_VERSIONS: dict[str, tuple[str, ...]] = {
+    release: tuple(istio for since, istio in _OSSM_ISTIO_ADDED.items() if int(since[4:]) <= int(release[4:]))
+    for release in OSSM_RELEASES
+}
+# The newest tagged OSSM 3.2 release (3.2.9 exists only as the release-3.2 branch head): the default.
+OSSM_NEWEST_RELEASE = "3.2.8"
+
+
+def istio_versions_for_ossm(ossm_version: str) -> tuple[str, ...]:
+    """The Istio 1.27 patches OSSM `ossm_version` offers, oldest first; ValueError for an unknown one."""
+    offered = OSSM_ISTIO_VERSIONS.get(ossm_version.lstrip("v"))
+    if offered is None:
+        known = ", ".join(OSSM_RELEASES)
+        raise ValueError(f"OSSM {ossm_version} is not an OSSM 3.2 release meshproof knows (known: {known})")
+    return offered
+
+
+def newest_istio_for_ossm(ossm_version: str) -> str:
+    """The newest Istio patch OSSM `ossm_version` offers (what its `v1.27-latest` resolves to)."""
+    return istio_versions_for_ossm(ossm_version)[-1]
+
+
 # ZTunnel `sailoperator.io/v1` arrived in OSSM 3.2.1; 3.2.0 serves only v1alpha1 with `profile` (§0 trap 1).
 OSSM_ZTUNNEL_V1_SINCE = (3, 2, 1)
 
@@ -59,6 +85,16 @@ UPSTREAM_SAIL_FOR_ISTIO: dict[str, SailRelease] = {
 
 GATEWAY_API_VERSION = "v1.3.0"  # the Gateway API release Istio 1.27 implements
 GATEWAY_API_CRDS_URL = f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
+# Every CRD of the standard channel carries the release it came from (config/crd/standard/*.yaml at v1.3.0:
+# `gateway.networking.k8s.io/bundle-version: v1.3.0`, `gateway.networking.k8s.io/channel: standard`).
+GATEWAY_API_BUNDLE_ANNOTATION = "gateway.networking.k8s.io/bundle-version"
+GATEWAY_API_STANDARD_CRDS = (
+    "gatewayclasses.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    "grpcroutes.gateway.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
+    "referencegrants.gateway.networking.k8s.io",
+)
 
 
 @dataclass(frozen=True)
@@ -77,9 +113,19 @@ class GieBuild:
     def crds_kustomization(self) -> str:
         return f"github.com/kubernetes-sigs/gateway-api-inference-extension/config/crd?ref={self.crd_ref}"
 
+    def crd_url(self, plural: str) -> str:
+        """One CRD file of this release (raw GitHub), e.g. crd_url("inferencepools")."""
+        return (
+            "https://raw.githubusercontent.com/kubernetes-sigs/gateway-api-inference-extension/"
+            f"{self.crd_ref}/config/crd/bases/{self.group}_{plural}.yaml"
+        )
 
-GIE_UPSTREAM = GieBuild("inference.networking.x-k8s.io", "v1alpha2", "v0.5.1")  # upstream 1.27.x: GIE v0.5
-GIE_OSSM = GieBuild("inference.networking.k8s.io", "v1", "v1.0.1")  # OSSM 1.27.3-redhat+: GIE v1.0
+
+# The GIE release each build is compiled against: upstream Istio 1.27.x go.mod requires
+# sigs.k8s.io/gateway-api-inference-extension v0.5.0 (istio/istio@1.27.9 go.mod); the OSSM fork's v1.0
+# backport builds against v1.0.0 (its release-1.27.3 test CRD bundle says bundle-version v1.0.0).
+GIE_UPSTREAM = GieBuild("inference.networking.x-k8s.io", "v1alpha2", "v0.5.0")  # upstream 1.27.x: GIE v0.5
+GIE_OSSM = GieBuild("inference.networking.k8s.io", "v1", "v1.0.0")  # OSSM 1.27.3-redhat+: GIE v1.0
 
 # --- cert-manager and istio-csr (istio-facts §6) -----------------------------------------------------
 

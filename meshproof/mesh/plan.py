@@ -23,6 +23,7 @@ from meshproof.mesh.model import (
 )
 from meshproof.mesh.record import record_step
 from meshproof.mesh.spec import OPENSHIFT_NODE_AGENT_NAMESPACE, ClusterSpec, MeshSpec, RevisionStrategy
+from meshproof.mesh.suite_steps import suite_steps
 from meshproof.mesh.templates import render_one
 
 __all__ = [
@@ -54,7 +55,9 @@ def plan_for_spec(spec: MeshSpec) -> InstallPlan:
         steps.extend(addons.after_control_plane(spec, cluster))
     steps.extend(addons.across_clusters(spec))
     steps.extend(record_step(spec, cluster) for cluster in spec.clusters)
-    return InstallPlan(spec=spec, steps=steps, prerequisites=provider.prerequisites(spec))
+    return InstallPlan(
+        spec=spec, steps=steps, prerequisites=provider.prerequisites(spec), suite_steps=suite_steps(spec)
+    )
 
 
 def mesh_namespaces(spec: MeshSpec) -> list[str]:

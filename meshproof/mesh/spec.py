@@ -31,6 +31,10 @@ SAIL_ZTUNNEL_NAMESPACE = "ztunnel"
 OPENSHIFT_NODE_AGENT_NAMESPACE = "kube-system"
 
 
+# MeshSpec fields that say how this machine reaches or fetches things, not what the cluster runs.
+LOCAL_FIELDS: dict[str, bool] = {"gateway_api_crds": True, "offline": True}
+
+
 class UnsupportedCombination(ConfigError):
     """The options ask for a mesh that cannot exist; the message says why and what to change."""
 
@@ -97,6 +101,9 @@ class MeshSpec(BaseModel):
     mesh_id: str | None
     gie_api_version: str | None
     clusters: tuple[ClusterSpec, ...]
+    # How this machine gets things, not what is installed: left out of the fingerprint (`LOCAL_FIELDS`).
+    gateway_api_crds: str | None = None  # a local file or directory of Gateway API CRDs, instead of the URL
+    offline: bool = False  # no step may download anything
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -137,14 +144,16 @@ class MeshSpec(BaseModel):
             mesh_id=MESH_ID if Feature.MULTICLUSTER in cfg.features else None,
             gie_api_version=gie.api_version if gie else None,
             clusters=_clusters(cfg),
+            gateway_api_crds=str(cfg.gateway_api_crds) if cfg.gateway_api_crds else None,
+            offline=cfg.offline,
         )
 
     # --- identity -------------------------------------------------------------------------------
 
     def canonical_json(self) -> str:
-        """The spec as canonical JSON (sorted keys, no whitespace). Kube contexts are left out: they name
-        how this machine reaches a cluster, not what is installed in it."""
-        data = self.model_dump(mode="json", exclude={"clusters": {"__all__": {"context"}}})
+        """The spec as canonical JSON (sorted keys, no whitespace). Kube contexts and `LOCAL_FIELDS` are left
+        out: they name how this machine reaches a cluster or fetches files, not what is installed in it."""
+        data = self.model_dump(mode="json", exclude={"clusters": {"__all__": {"context"}}, **LOCAL_FIELDS})
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:
@@ -247,11 +256,15 @@ def _refuse_sail(cfg: RunConfig) -> None:
             raise UnsupportedCombination(
                 f"--ossm-version {cfg.ossm_version}: meshproof targets OSSM 3.2 (servicemeshoperator3 v3.2.x)"
             )
-        offered = pins.OSSM_320_ISTIO if ossm == (3, 2, 0) else pins.OSSM_32X_ISTIO
+        try:
+            offered = pins.istio_versions_for_ossm(cfg.ossm_version)
+        except ValueError as exc:
+            raise UnsupportedCombination(f"--ossm-version {cfg.ossm_version}: {exc}") from None
         if cfg.istio_version not in offered:
             raise UnsupportedCombination(
-                f"OSSM {cfg.ossm_version} does not offer Istio {cfg.istio_version} (it offers "
-                f"{', '.join(offered)}; istio-facts §0); pass --istio-version {offered[-1]}"
+                f"OSSM {cfg.ossm_version} does not offer Istio {cfg.istio_version}: it offers "
+                f"{', '.join(offered)} (its Istio CRD's version enum); "
+                f"pass --istio-version {offered[-1]} or leave it out"
             )
         return
     if cfg.istio_version not in pins.UPSTREAM_SAIL_FOR_ISTIO:

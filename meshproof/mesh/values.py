@@ -68,7 +68,9 @@ def control_plane_facts(spec: MeshSpec, cluster: ClusterSpec) -> ControlPlaneFac
             if pins.parse_version(spec.istio_version) >= pins.ZTUNNEL_TOP_LEVEL_NETWORK_SINCE:
                 ztunnel["network"] = cluster.network
             else:
-                ztunnel_glob["network"] = cluster.network  # istio-facts §1.2: before 1.27.3
+                ztunnel_glob["network"] = (
+                    cluster.network
+                )  # before 1.27.2 (pins.ZTUNNEL_TOP_LEVEL_NETWORK_SINCE)
     if spec.platform == "openshift" and spec.installer != "sail":
         # Every chart needs the platform on OpenShift; Sail sets it itself (istio-facts §1.2, §1.4).
         for target in (glob, cni_glob, ztunnel_glob):
@@ -182,6 +184,12 @@ def sail_istio_values(spec: MeshSpec, cluster: ClusterSpec) -> Values:
         # Sail's ZTunnel defaults to namespace `ztunnel`; the OpenShift platform profile trusts kube-system
         # (istio-facts §0 trap 11), so this must be set for the two to agree.
         pilot["trustedZtunnelNamespace"] = facts.trusted_ztunnel_namespace
+    if spec.cni_enabled and not spec.ambient:
+        # Sail installs IstioCNI, but istiod's chart defaults pilot.cni.enabled to false; only the
+        # OpenShift platform profile turns it on (istio-1.27.9 manifests/helm-profiles/
+        # platform-openshift.yaml; Sail resources/v1.27.9 istiod values.yaml). Without it, on kind,
+        # injected pods would still get istio-init instead of relying on the CNI.
+        pilot["cni"] = {"enabled": True}
     if pilot:
         values["pilot"] = pilot
     return values

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from meshproof.bench import scale
 from meshproof.bench.analysis import (
     CellSummary,
     MeshCost,
     ResourceCost,
     mesh_costs,
     path_costs,
+    reference_arm,
     resource_costs,
     runs_in_order,
     summarize,
@@ -80,12 +82,32 @@ def fmt_diff(diff: MetricDiff) -> dict[str, str]:
         "rel": f"{diff.rel_pct:+.1f}%",
         "rel_interval": fmt_interval(diff.rel_low_pct, diff.rel_high_pct, 1),
         "p_value": "n/a" if diff.p_value is None else f"{diff.p_value:.3f}",
-        "note": diff.note,
+        "reps": f"{diff.baseline_reps}/{diff.current_reps}" + (" paired" if diff.paired else ""),
+        "note": "; ".join(n for n in (diff.note, *diff.warnings) if n),
     }
 
 
-def build_plots(summaries: Sequence[CellSummary], costs: Sequence[ResourceCost]) -> list[Plot]:
+def build_plots(
+    results: BenchmarkResults,
+    summaries: Sequence[CellSummary],
+    costs: Sequence[ResourceCost],
+    mesh: Sequence[MeshCost],
+) -> list[Plot]:
+    reference = reference_arm(results)
+    cells = results.cells()
+    points = bench_plots.reference_points(summaries)
+    # the distribution at one load point: fortio's when there is one (latency is fortio's job)
+    tool = (
+        "fortio" if any(s.cell.tool == "fortio" for s in points) else next((s.cell.tool for s in points), "")
+    )
+    at_point = {s.cell: cells.get(s.cell, []) for s in points if s.cell.tool == tool}
     candidates = [
+        (
+            f"Mesh overhead over {reference} (headline)",
+            "overhead.png",
+            bench_plots.overhead_headline(mesh, reference),
+        ),
+        ("Latency distribution per arm", "latency-cdf.png", bench_plots.latency_cdf(at_point)),
         ("Latency percentiles per arm", "latency-by-arm.png", bench_plots.latency_by_arm(summaries)),
         ("Latency vs QPS", "latency-vs-qps.png", bench_plots.latency_vs(summaries, "qps-sweep")),
         (
@@ -93,7 +115,13 @@ def build_plots(summaries: Sequence[CellSummary], costs: Sequence[ResourceCost])
             "latency-vs-connections.png",
             bench_plots.latency_vs(summaries, "connection-sweep"),
         ),
+        (
+            "Throughput vs connections",
+            "throughput-vs-connections.png",
+            bench_plots.throughput_vs_connections(summaries),
+        ),
         ("CPU and memory per 1000 req/s", "resources.png", bench_plots.resources_per_krps(costs)),
+        ("Cost of the mesh vs N idle pods", "scale-cost.png", scale.cost_plot(scale_points(results))),
     ]
     return [Plot(title, name, png) for title, name, png in candidates if png]
 
@@ -102,10 +130,15 @@ def _context(results: BenchmarkResults, source: str) -> dict[str, object]:
     summaries = summarize(results)
     costs = resource_costs(results)
     mesh: list[MeshCost] = mesh_costs(results)
-    plots = build_plots(summaries, costs)
+    plots = build_plots(results, summaries, costs, mesh)
     return {
         "results": results,
         "source": source,
+        "reference_arm": reference_arm(results),
+        "scale_table": scale.markdown_table(scale_points(results)) if results.scale_samples else "",
+        "scale_rows": [scale.table_row(p) for p in scale_points(results)],
+        "scale_headers": scale.TABLE_HEADERS,
+        "settings": flatten_settings(results.plan),
         "summaries": summaries,
         "percentile_keys": PERCENTILE_KEYS,
         "mesh_costs": [(m.cell, [fmt_diff(d) for d in m.diffs]) for m in mesh],
@@ -117,6 +150,10 @@ def _context(results: BenchmarkResults, source: str) -> dict[str, object]:
         "fmt": fmt,
         "run_row": _run_row,
     }
+
+
+def scale_points(results: BenchmarkResults) -> list[scale.ScalePoint]:
+    return scale.points_of(results.scale_samples, results.scale_pushes)
 
 
 def _run_row(run: RunRecord) -> dict[str, str]:
@@ -134,7 +171,20 @@ def _run_row(run: RunRecord) -> dict[str, str]:
         "valid": "yes" if run.valid else "NO",
         "placement": _placement(run),
         "req_per_cpu_s": fmt(run.requests_per_cpu_second, 0),
+        "req_per_core": fmt(run.requests_per_loadgen_core, 0),
     }
+
+
+def flatten_settings(plan: dict[str, object], prefix: str = "") -> list[tuple[str, str]]:
+    """Every setting of the run as (dotted key, value) rows, so the report carries all of them."""
+    rows: list[tuple[str, str]] = []
+    for key, value in plan.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.extend(flatten_settings(value, f"{name}."))
+        else:
+            rows.append((name, "-" if value is None else str(value)))
+    return rows
 
 
 def _placement(run: RunRecord) -> str:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 
 from meshproof.bench.compare import Comparison, Row, Verdict
 from meshproof.reporting.bench import fmt, fmt_interval
 
 COMPARISON_MD = "comparison.md"
+COMPARISON_HTML = "comparison.html"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_SCHEMA = "meshproof.io/benchmark-comparison"
 COMPARISON_VERSION = 1
@@ -31,12 +33,8 @@ def _cells(row: Row) -> list[str]:
         f"{d.rel_pct:+.1f}%",
         fmt_interval(d.rel_low_pct, d.rel_high_pct, 1),
         "n/a" if d.p_value is None else f"{d.p_value:.3f}",
-        f"{row.verdict.value}"
-        + (
-            f": {row.reason.removeprefix(row.verdict.value + ': ')}"
-            if row.verdict is not Verdict.UNCHANGED
-            else ""
-        ),
+        f"{row.verdict.value}: {row.reason.removeprefix(row.verdict.value + ': ')}"
+        + "".join(f" [warning: {w}]" for w in d.warnings),
     ]
 
 
@@ -64,18 +62,21 @@ def console_tables(comparison: Comparison) -> str:
     return "\n".join(out)
 
 
+def _names(rows: list[Row]) -> str:
+    names = ", ".join(f"{r.cell.label()} {r.metric}" if r.metric != "*" else r.cell.label() for r in rows[:5])
+    return names + (f" (+{len(rows) - 5} more)" if len(rows) > 5 else "")
+
+
 def summary_line(comparison: Comparison) -> str:
-    t = comparison.thresholds
-    regressions = comparison.regressions
-    if regressions:
-        names = ", ".join(
-            f"{r.cell.label()} {r.metric}" if r.metric != "*" else r.cell.label() for r in regressions[:5]
-        )
-        more = f" (+{len(regressions) - 5} more)" if len(regressions) > 5 else ""
-        return f"REGRESSION beyond {t.threshold_pct:g}%: {names}{more}"
-    judged = sum(1 for r in comparison.rows if r.verdict is not Verdict.NOT_JUDGED)
-    not_judged = len(comparison.rows) - judged
-    return f"no regression beyond {t.threshold_pct:g}% ({judged} metrics judged, {not_judged} not judged)"
+    """The overall verdict in one line, with what decided it and the exit code."""
+    verdict = comparison.verdict
+    counts = ", ".join(f"{n} {v.value}" for v in Verdict if (n := len(comparison.with_verdict(v))))
+    head = f"{verdict.value.upper()} (exit {comparison.exit_code})"
+    if verdict is Verdict.NO_CHANGE:
+        return f"{head}: {counts}"
+    if verdict is Verdict.NOT_JUDGED:
+        return f"{head}: nothing could be judged ({counts}); see each row's reason"
+    return f"{head}: {_names(comparison.with_verdict(verdict))} ({counts})"
 
 
 def markdown(comparison: Comparison) -> str:
@@ -85,10 +86,11 @@ def markdown(comparison: Comparison) -> str:
         "",
         f"- Baseline: `{comparison.baseline}`",
         f"- Current: `{comparison.current}`",
-        f"- Rule: a metric regresses when it is worse by more than {t.threshold_pct:g}% and the bootstrap "
-        f"{100 * t.confidence:g}% interval of the difference excludes 0"
-        + (f", and latency moved by at least {t.min_delta_ms:g} ms" if t.min_delta_ms else "")
-        + f"; percentiles with fewer than {t.min_tail_samples} requests beyond them are not judged.",
+        f"- Rule: a metric regressed (improved) when it is worse (better) by more than {t.threshold_pct:g}%"
+        + (f" and, for latency, by at least {t.min_delta_ms:g} ms" if t.min_delta_ms else "")
+        + f", and the {100 * t.confidence:g}% interval of the difference (t interval over repetitions) "
+        f"excludes 0; one repetition on a side, or fewer than {t.min_tail_samples} requests beyond a "
+        "percentile, is not judged; invalid current runs are 'could not sustain the load'.",
         f"- Result: **{summary_line(comparison)}**",
         "",
     ]
@@ -108,6 +110,52 @@ def markdown(comparison: Comparison) -> str:
         lines += [f"- current only: {c.label()}" for c in comparison.only_in_current]
         lines.append("")
     return "\n".join(lines)
+
+
+def html(comparison: Comparison) -> str:
+    """comparison.html: the same tables as comparison.md, and every setting of the rule, self-contained."""
+    t = comparison.thresholds
+    settings = [
+        ("baseline", comparison.baseline),
+        ("current", comparison.current),
+        ("relative threshold", f"{t.threshold_pct:g}%"),
+        ("minimum latency effect", f"{t.min_delta_ms:g} ms"),
+        ("confidence", f"{100 * t.confidence:g}% (Student t over repetitions)"),
+        ("minimum requests beyond a percentile", str(t.min_tail_samples)),
+        ("metrics judged", ", ".join(t.metrics)),
+    ]
+    out = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        "<title>meshproof benchmark comparison</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}"
+        "th,td{border:1px solid #ccc;padding:3px 7px}th{background:#f0f0f0}"
+        ".regressed,.could{color:#b00020}.improved{color:#1b7a2f}</style></head><body>",
+        "<h1>meshproof benchmark comparison</h1>",
+        f"<p><strong>{escape(summary_line(comparison))}</strong></p>",
+        "<h2>Settings</h2><table>",
+        *(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in settings),
+        "</table>",
+    ]
+    for metric, rows in comparison.by_metric().items():
+        unit = _unit(metric, rows)
+        out.append(
+            f"<h2>{escape('all metrics' if metric == '*' else metric)}{f' ({unit})' if unit else ''}</h2>"
+        )
+        out.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADERS) + "</tr>")
+        for row in rows:
+            css = row.verdict.value.split()[0]
+            cells = "".join(f"<td>{escape(c)}</td>" for c in _cells(row))
+            out.append(f'<tr class="{css}">{cells}</tr>')
+        out.append("</table>")
+    one_side = [f"baseline only: {c.label()}" for c in comparison.only_in_baseline]
+    one_side += [f"current only: {c.label()}" for c in comparison.only_in_current]
+    if one_side:
+        out.append("<h2>Cells present on one side only (not compared)</h2><ul>")
+        out += [f"<li>{escape(line)}</li>" for line in one_side]
+        out.append("</ul>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
 
 
 def to_json(comparison: Comparison) -> dict[str, object]:
@@ -132,7 +180,11 @@ def to_json(comparison: Comparison) -> dict[str, object]:
                 baseline_reps=d.baseline_reps,
                 current_reps=d.current_reps,
                 mann_whitney_p=d.p_value,
+                paired=d.paired,
+                baseline_values=list(d.baseline_values),
+                current_values=list(d.current_values),
                 note=d.note,
+                warnings=list(d.warnings),
             )
         rows.append(entry)
     return {
@@ -142,6 +194,8 @@ def to_json(comparison: Comparison) -> dict[str, object]:
         "baseline": comparison.baseline,
         "current": comparison.current,
         "thresholds": comparison.thresholds.model_dump(mode="json"),
+        "verdict": comparison.verdict.value,
+        "exit_code": comparison.exit_code,
         "regression": bool(comparison.regressions),
         "rows": rows,
         "only_in_baseline": [c.model_dump() for c in comparison.only_in_baseline],
@@ -154,6 +208,7 @@ def write_comparison(comparison: Comparison, directory: Path) -> tuple[Path, Pat
     md_path = directory / COMPARISON_MD
     json_path = directory / COMPARISON_JSON
     md_path.write_text(markdown(comparison), encoding="utf-8")
+    (directory / COMPARISON_HTML).write_text(html(comparison), encoding="utf-8")
     json_path.write_text(
         json.dumps(_finite(to_json(comparison)), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )

@@ -1,8 +1,17 @@
 """The certification bundle: a run's results plus environment facts and a SHA-256 manifest, as one archive.
 
 Modelled on Sonobuoy's snapshot and the CNCF submission (suite-anchors §5): everything a reviewer needs to
-check the claim, and a manifest that shows nothing was edited after the run. Text files pass through the
-redactor on the way in, so a token that slipped into a log does not leave the machine.
+check the claim, and a manifest that shows nothing was edited after the run.
+
+Redaction goes by content, not by file name: every file without NUL bytes is text, whatever its name or
+extension (`.pem`, an extensionless `kubeconfig`, `pod.log`), and passes through the redactor (PEM private
+keys, bearer tokens, JWTs, kubeconfig `token`/`client-key-data`/`password`). A binary file whose content
+cannot be read for secrets (a compressed archive) or that still carries a credential marker is withheld and
+listed under `bundle.withheld` in environment.yaml, so a reviewer sees what was left out and why.
+
+environment.yaml names the meshproof source the run came from: the commit, whether the checkout was dirty
+(edited or untracked files), and the diffstat of those edits, so a run from an edited suite is never
+mistaken for one from the clean commit.
 """
 
 from __future__ import annotations
@@ -22,7 +31,17 @@ from meshproof.reporting.conformance import REPORT_FILENAME, host_facts
 
 MANIFEST_NAME = "MANIFEST.sha256"
 ENVIRONMENT_NAME = "environment.yaml"
-TEXT_SUFFIXES = {".yaml", ".yml", ".json", ".xml", ".txt", ".log", ".md", ".html", ".csv"}
+# Magic numbers of compressed formats: their content cannot be checked for secrets without unpacking.
+_COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+# What a credential looks like inside a binary file the text redactor cannot rewrite.
+_BINARY_SECRET_MARKERS = (b"PRIVATE KEY-----", b"client-key-data", b"LS0tLS1CRUdJTi", b"Bearer ")
+_GIT_TIMEOUT_S = 5
 # Bundles are for humans to review; anything larger is a raw dump that belongs in artifacts storage.
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
 
@@ -48,12 +67,16 @@ def build_bundle(
     archive = output or results_dir.with_name(results_dir.name + ".certification.tar.gz")
 
     members: dict[str, bytes] = {}
+    withheld: list[dict[str, str]] = []
     for path in _result_files(results_dir):
-        data = path.read_bytes()
-        if path.suffix in TEXT_SUFFIXES:
-            data = redact(data.decode("utf-8", errors="replace")).encode()
-        members[path.relative_to(results_dir).as_posix()] = data
+        name = path.relative_to(results_dir).as_posix()
+        data, why_withheld = bundle_member(path.read_bytes(), redact)
+        if why_withheld is not None:
+            withheld.append({"path": name, "reason": why_withheld})
+        else:
+            members[name] = data
     facts = environment_facts(report, extra_facts or {})
+    facts["bundle"] = {"redaction": "by content: every text file", "withheld": withheld}
     members[ENVIRONMENT_NAME] = yaml.safe_dump(facts, sort_keys=False).encode()
     members[MANIFEST_NAME] = manifest_text(members).encode()
 
@@ -64,6 +87,18 @@ def build_bundle(
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(members[name]))
     return archive
+
+
+def bundle_member(data: bytes, redact: Callable[[str], str]) -> tuple[bytes, str | None]:
+    """The bytes to pack for one file, or why it is withheld. Text is any content without NUL bytes."""
+    if b"\x00" not in data:
+        return redact(data.decode("utf-8", errors="replace")).encode(), None
+    for magic, kind in _COMPRESSED_MAGIC.items():
+        if data.startswith(magic):
+            return b"", f"{kind}-compressed: its content cannot be checked for secrets"
+    if any(marker in data for marker in _BINARY_SECRET_MARKERS):
+        return b"", "binary content that looks like it holds a private key or token"
+    return data, None
 
 
 def manifest_text(members: dict[str, bytes]) -> str:
@@ -84,7 +119,7 @@ def verify_manifest(folder: Path) -> list[str]:
 
 def environment_facts(report: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {
-        "meshproof": {"version": __version__, "commit": _git_commit()},
+        "meshproof": {"version": __version__, **source_facts()},
         "host": host_facts(),
         "implementation": report.get("implementation", {}),
         "platform": report.get("platform", {}),
@@ -101,19 +136,39 @@ def _result_files(results_dir: Path) -> Iterator[Path]:
             yield path
 
 
-def _git_commit() -> str:
+def source_facts(package_dir: Path | None = None) -> dict[str, Any]:
+    """The meshproof checkout this run came from: commit, dirty flag, diffstat and untracked files.
+
+    Only a git checkout of meshproof itself counts (an installed copy inside some other repository must
+    not report that repository's commit); anything else is `commit: unknown`, `dirty: unknown`.
+    """
+    package = (package_dir or Path(__file__).resolve().parent.parent).resolve()
+    top = _git(package, "rev-parse", "--show-toplevel")
+    if top is None or (Path(top.strip()) / package.name).resolve() != package:
+        return {"commit": "unknown", "dirty": "unknown"}
+    repo = Path(top.strip())
+    commit = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all")
+    diffstat = _git(repo, "diff", "--stat", "HEAD")
+    if commit is None or status is None or diffstat is None:
+        return {"commit": (commit or "unknown").strip(), "dirty": "unknown"}
+    untracked = [line[3:] for line in status.splitlines() if line.startswith("?? ")]
+    return {
+        "commit": commit.strip(),
+        "dirty": bool(status.strip()),
+        "diffstat": [line.strip() for line in diffstat.splitlines() if line.strip()],
+        "untracked": untracked,
+    }
+
+
+def _git(cwd: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-            check=False,
+            ["git", *args], capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, cwd=cwd, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def _default_redactor() -> Callable[[str], str]:

@@ -42,6 +42,8 @@ class Outcome(StrEnum):
     UNSUPPORTED = "unsupported"
     XFAILED = "xfailed"
     ERROR = "error"
+    # selected but never run: the session stopped first (provisioning failed, Ctrl-C, -x)
+    NOT_RUN = "notRun"
 
 
 class RunStatus(StrEnum):
@@ -58,6 +60,18 @@ class CaseResult:
     features: list[str] = field(default_factory=list)
     reason: str = ""
     properties: dict[str, str] = field(default_factory=dict)
+    failure: str = ""  # for failed and error outcomes: the assertion or error message
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the tests of a run were chosen, so the reproduce command reruns exactly them."""
+
+    markexpr: str = ""
+    keyword: str = ""
+    paths: tuple[str, ...] = ()
+    known_issues: str = ""
+    profile_name: str = ""
 
 
 def classify_skip(reason: str) -> Outcome:
@@ -73,15 +87,43 @@ class ConformanceReport:
     results: dict[str, CaseResult] = field(default_factory=dict)
     status: RunStatus = RunStatus.COMPLETE
     abort_reason: str = ""
+    # what failed when the run stopped part-way: phase, step, command, the tool's last stderr lines
+    abort_details: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    selection: Selection = field(default_factory=Selection)
+    # the certification profile this run claims, with its required and optional test node ids
+    profile: dict[str, Any] = field(default_factory=dict)
+
+    def expect(self, nodeid: str, features: list[str]) -> None:
+        """A selected test: present in the report as notRun until an outcome arrives."""
+        if nodeid not in self.results:
+            self.results[nodeid] = CaseResult(nodeid, Outcome.NOT_RUN, features=features)
+
+    def classify(self, nodeid: str, role: str) -> None:
+        """Mark a test as `required` or `optional` for the run's profile."""
+        listed = self.profile.setdefault(role, [])
+        if nodeid not in listed:
+            listed.append(nodeid)
+
+    def abort(self, message: str, details: dict[str, Any] | None = None) -> None:
+        """The run stopped before it could verify everything; the first cause is the one reported."""
+        if self.status is not RunStatus.ABORTED:
+            self.status = RunStatus.ABORTED
+            self.abort_reason = message
+            self.abort_details = dict(details or {})
 
     def record(self, result: CaseResult) -> None:
         """Record one test; a later phase's failure (teardown error) overrides an earlier pass."""
         previous = self.results.get(result.nodeid)
+        if previous is not None and previous.outcome is Outcome.NOT_RUN:
+            if not result.features:
+                result.features = previous.features
+            previous = None
         if previous is None or _severity(result.outcome) >= _severity(previous.outcome):
             if previous is not None:
                 result.duration_s += previous.duration_s
                 result.properties = {**previous.properties, **result.properties}
+                result.failure = result.failure or previous.failure
             self.results[result.nodeid] = result
         else:
             previous.duration_s += result.duration_s
@@ -106,16 +148,16 @@ class ConformanceReport:
         not_run = [
             {"name": r.nodeid, "outcome": r.outcome.value, "reason": r.reason}
             for r in sorted(self.results.values(), key=lambda r: r.nodeid)
-            if r.outcome in (Outcome.SKIPPED, Outcome.UNSUPPORTED)
+            if r.outcome in (Outcome.SKIPPED, Outcome.UNSUPPORTED, Outcome.NOT_RUN)
         ]
-        return {
+        data = {
             "apiVersion": REPORT_API_VERSION,
             "kind": REPORT_KIND,
             "suite": {"name": "meshproof", "version": __version__},
             "date": self.started.isoformat(timespec="seconds"),
             "runId": cfg.run_id,
             "status": self.status.value,
-            **({"abortReason": self.abort_reason} if self.abort_reason else {}),
+            **({"abortReason": self._abort_dict()} if self.abort_reason else {}),
             "implementation": {
                 "project": "istio",
                 "version": cfg.istio_version,
@@ -127,6 +169,7 @@ class ConformanceReport:
             "mode": cfg.mode,
             "features": sorted(f.value for f in cfg.features),
             "config": cfg.public_dict(),
+            **({"profile": self._profile_dict()} if self.profile else {}),
             "summary": self.summary(),
             "results": self.per_feature(),
             "notRun": not_run,
@@ -136,11 +179,41 @@ class ConformanceReport:
                     "outcome": r.outcome.value,
                     "durationSeconds": round(r.duration_s, 3),
                     **({"reason": r.reason} if r.reason else {}),
+                    **({"failure": r.failure} if r.failure else {}),
                     **({"properties": r.properties} if r.properties else {}),
                 }
                 for r in sorted(self.results.values(), key=lambda r: r.nodeid)
             ],
-            "reproduce": {"command": reproduce_command(cfg)},
+            "reproduce": {"command": reproduce_command(cfg, self.selection)},
+        }
+        from meshproof.reporting.verdict import judge  # the verdict reads the report it belongs to
+
+        verdict = judge(data)
+        data["verdict"] = {
+            "conformant": verdict.conformant,
+            "exitCode": int(verdict.exit_code),
+            "reason": verdict.reason,
+        }
+        return data
+
+    def _abort_dict(self) -> dict[str, Any]:
+        return {"message": self.abort_reason, **self.abort_details}
+
+    def _profile_dict(self) -> dict[str, Any]:
+        def listed(nodeids: list[str]) -> list[dict[str, str]]:
+            return [
+                {
+                    "name": n,
+                    "outcome": (self.results[n].outcome if n in self.results else Outcome.NOT_RUN).value,
+                }
+                for n in sorted(nodeids)
+            ]
+
+        profile = dict(self.profile)
+        return {
+            **{k: v for k, v in profile.items() if k not in ("required", "optional")},
+            "required": listed(profile.get("required", [])),
+            "optional": listed(profile.get("optional", [])),
         }
 
     def write(self, results_dir: Path) -> Path:
@@ -176,12 +249,23 @@ def read_platform_facts(results_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def reproduce_command(cfg: RunConfig, markexpr: str = "") -> str:
-    """The pytest command line that reproduces this run's configuration (no secrets: paths only)."""
+def reproduce_command(cfg: RunConfig, selection: Selection | None = None) -> str:
+    """The pytest command line that reruns this run's tests with its configuration (no secrets: paths only).
+
+    Every option value is spelled out (a --profile file's values included), so the command works without
+    the profile file; the results dir and run id are left out on purpose: a rerun gets its own.
+    """
+    selection = selection or Selection()
     data = cfg.public_dict()
-    parts = ["pytest"]
-    if markexpr:
-        parts += ["-m", markexpr]
+    parts = ["pytest", *selection.paths]
+    if selection.markexpr:
+        parts += ["-m", selection.markexpr]
+    if selection.keyword:
+        parts += ["-k", selection.keyword]
+    if selection.known_issues:
+        parts += ["--known-issues", selection.known_issues]
+    if selection.profile_name:
+        parts += ["--profile-name", selection.profile_name]
     for opt in OPTIONS:
         if opt.dest in ("profile", "results_dir"):
             continue
@@ -215,6 +299,7 @@ _SEVERITY = {
     Outcome.UNSUPPORTED: 1,
     Outcome.FAILED: 2,
     Outcome.ERROR: 3,
+    Outcome.NOT_RUN: -1,
 }
 
 
@@ -226,7 +311,9 @@ def _feature_result(entry: dict[str, Any]) -> str:
     if entry["failed"] or entry["error"]:
         return "failed"
     if entry["passed"] or entry["xfailed"]:
-        return "partial" if entry["skipped"] else "passed"
+        return "partial" if entry["skipped"] or entry[Outcome.NOT_RUN.value] else "passed"
+    if entry[Outcome.NOT_RUN.value]:
+        return Outcome.NOT_RUN.value
     if entry["unsupported"]:
         return "unsupported"
     return "skipped"

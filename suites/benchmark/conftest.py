@@ -26,9 +26,20 @@ from meshproof.bench.cluster import (
 from meshproof.bench.plan import BenchPlan, PlanError, load_plan
 from meshproof.bench.runner import Measure, PlanOutcome, run_plan
 from meshproof.bench.session import ARMS_BY_MODE, PROFILE_ENV, BenchSession, environment_facts
+from meshproof.bench.settings import BenchSettingsError, bench_settings
 from meshproof.config import RunConfig
 from meshproof.wait import Timeouts
 from meshproof.workloads import DEFAULT_RUN_AS_USER
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Bad benchmark settings stop the run before anything is provisioned: one line each, once."""
+    here = Path(__file__).parent
+    if any(Path(str(item.path)).is_relative_to(here) for item in session.items):
+        try:
+            bench_settings()
+        except BenchSettingsError as exc:
+            raise pytest.UsageError(*(f"meshproof: {problem}" for problem in exc.problems)) from None
 
 
 @pytest.fixture(scope="session")

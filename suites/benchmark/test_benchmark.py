@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from meshproof.bench.cluster import ArmDeployment
-from meshproof.bench.compare import Thresholds, compare_results
+from meshproof.bench.cluster import ArmDeployment, ArmSettings
+from meshproof.bench.compare import Thresholds, Verdict, compare_results
 from meshproof.bench.model import BASELINE_ARM, load_results
 from meshproof.bench.plan import BenchPlan, FortioSettings, LocustSettings
 from meshproof.bench.runner import Measure, PlanOutcome
-from meshproof.bench.session import BASELINE_ENV, THRESHOLD_ENV, BenchSession
+from meshproof.bench.scale import ScaleCountsError, aggregate, scale_counts
+from meshproof.bench.scale_cluster import ScaleTargets, measure_scale
+from meshproof.bench.session import BASELINE_ENV, SCALE_PODS_ENV, THRESHOLD_ENV, BenchSession
 from meshproof.checks.verdict import require
 from meshproof.config import RunConfig
 from meshproof.reporting.bench_compare import summary_line, write_comparison
+from meshproof.wait import Timeouts
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
@@ -80,6 +84,49 @@ def test_locust_throughput(
     assert not _baseline_gaps(outcome), "no valid no-mesh Locust run: see the report's invalid runs"
 
 
+def test_mesh_cost_at_scale(
+    bench_plan: BenchPlan,
+    bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
+    cluster: Any,
+    mesh: Any,
+    run_config: RunConfig,
+    bench_session: BenchSession,
+    timeouts: Timeouts,
+) -> None:
+    """N idle enrolled pods per arm: data-plane and istiod cost as N grows (the `scale` profile)."""
+    if not bench_plan.scale.enabled:
+        pytest.skip(f"profile {bench_plan.name} has no scale section (MESHPROOF_BENCH_PROFILE=scale)")
+    try:
+        counts = scale_counts(bench_plan.scale.pods, run_config.provider, os.environ.get(SCALE_PODS_ENV))
+    except ScaleCountsError as exc:
+        raise pytest.UsageError(f"meshproof: {SCALE_PODS_ENV}: {exc}") from None
+    settings, deployments = bench_deployments
+    arms = [arm for arm in deployments if arm != BASELINE_ARM]
+    assert arms, "no mesh arm deployed: nothing to scale"
+    samples, windows, notes = measure_scale(
+        cluster,
+        arms,
+        settings,
+        counts,
+        targets=ScaleTargets(
+            istiod_namespace=getattr(mesh, "istio_namespace", "istio-system"),
+            ztunnel_namespace=getattr(mesh, "ztunnel_namespace", None),
+        ),
+        settle_s=bench_plan.scale.settle_s,
+        samples=bench_plan.scale.samples,
+        interval_s=bench_plan.scale.interval_s,
+        timeout_s=timeouts.rollout,
+    )
+    bench_session.scale_samples.extend(samples)
+    bench_session.scale_pushes.extend(windows)
+    bench_session.notes.extend(notes)
+    points = {(p.arm, p.pods): p for p in aggregate(samples, windows)}
+    # evidence from the cluster: every arm at every N had its data-plane containers read
+    missing = [f"{arm} N={n}" for arm in arms for n in counts if (arm, n) not in points]
+    empty = [f"{p.arm} N={p.pods}" for p in points.values() if p.proxies == 0]
+    assert not missing and not empty, f"no data-plane metrics for {', '.join(missing + empty)}: {notes[:3]}"
+
+
 def test_no_regression_against_baseline(bench_session: BenchSession) -> None:
     baseline_path = os.environ.get(BASELINE_ENV)
     if not baseline_path:
@@ -92,4 +139,5 @@ def test_no_regression_against_baseline(bench_session: BenchSession) -> None:
         baseline, bench_session.results(), thresholds, baseline_name=baseline_path, current_name="this run"
     )
     write_comparison(comparison, bench_session.directory)
-    assert not comparison.regressions, summary_line(comparison)
+    # regressed, could not sustain the load, or nothing judged: each fails, with the verdict's reason
+    assert comparison.verdict in (Verdict.NO_CHANGE, Verdict.IMPROVED), summary_line(comparison)

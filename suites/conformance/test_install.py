@@ -15,6 +15,7 @@ import pytest
 
 from meshproof.checks.verdict import Verdict, require
 from meshproof.config import Feature
+from meshproof.evidence import collect
 from meshproof.mesh import health
 from meshproof.mesh.info import MeshInfo
 from meshproof.mesh.olm import ossm_csv_name
@@ -121,10 +122,8 @@ def test_data_plane_components_match_the_mode(
             )
             assert injectors, f"no sidecar injector webhook on {name}"
             # Negative control: sidecar mode runs no ztunnel anywhere.
-            ztunnels = cluster.list("apps/v1", "DaemonSet", label_selector="app=ztunnel")
-            assert not ztunnels, (
-                f"sidecar-mode cluster {name} runs ztunnel: {[z['metadata']['namespace'] for z in ztunnels]}"
-            )
+            ztunnels = collect.ztunnels_in_cluster(cluster)
+            assert not ztunnels, f"sidecar-mode cluster {name} runs ztunnel: {ztunnels}"
             if mesh.cni_namespace:
                 cni = cluster.get("apps/v1", "DaemonSet", "istio-cni-node", mesh.cni_namespace)
                 require(health.rolled_out(cni, "istio-cni-node"))
@@ -208,7 +207,13 @@ FEATURES = [pytest.param(f, id=f.value) for f in Feature]
 def test_feature_wiring_is_present_exactly_when_requested(
     feature: Feature, cluster: Cluster, mesh: MeshInfo
 ) -> None:
-    """Requested: the setting is there. Not requested: it is not (the negative control for the other runs)."""
+    """Requested: the setting is there. Not requested: it is not (the negative control for the other runs).
+
+    A precondition, not the proof: these read back settings meshproof wrote. Native nftables is proven in
+    the pods' network namespaces and by traffic (test_nftables.py), istio-csr on the certificates workloads
+    hold (test_istio_csr.py); a run whose setting is present but whose capture or CA is not the feature's
+    fails there.
+    """
     wanted = mesh.has(feature)
     istiod = _istiod(cluster, mesh)
     if feature is Feature.GIE:

@@ -1,10 +1,11 @@
 """Every document meshproof's install plan renders, validated against the upstream definitions it targets.
 
-Covers each provider x installer x mode x feature combination `build_plan` accepts (OSSM 3.2.0 and 3.2.9 for
-Sail on OpenShift). What it cannot prove: that a cluster accepts the install (admission webhooks, operator
-reconciliation, image pulls), semantic validation of built-in kinds (k8s.io/kubernetes validation is not
-importable), and anything about the documents listed as uncovered; the Istio Helm values and Values types come
-from the nearest Istio the Go proxy serves (1.30 development), not 1.27 - see tests/contract/README.md.
+Covers each provider x installer x mode x feature combination `build_plan` accepts (OSSM 3.2.0 and the default
+for Sail on OpenShift), each against the exact releases it targets: Istio 1.27.9/1.27.3 CRDs and chart values,
+the Sail/OSSM operator's own CRDs and charts (../shared/upstream). What it cannot prove: that a cluster
+accepts the install (admission webhooks, operator reconciliation, image pulls), semantic validation of
+built-in kinds, and anything about the documents listed as uncovered; the Go IstioOperator/Values types
+still come from the nearest Istio the Go proxy serves (1.30 development) - see tests/contract/README.md.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from meshproof.contract.documents import (
     kind_config_document,
     manifest_document,
 )
-from meshproof.contract.upstream import FETCH_COMMAND, Upstream, UpstreamMissing, load_upstream
+from meshproof.contract.upstream import FETCH_COMMAND, Target, Upstream, UpstreamMissing, load_upstream
 from meshproof.contract.validate import PlanUnderTest, check_documents, validate_plans
 from meshproof.mesh.plan import PlanStep, build_plan
 from meshproof.mesh.spec import UnsupportedCombination
+from meshproof.policies import Rule, authorization_policy, peer_authentication
+from meshproof.workloads import Workload, WorkloadClass
 
 pytestmark = pytest.mark.contract
 
@@ -66,7 +69,9 @@ def valid_plans() -> list[PlanUnderTest]:
             plan = build_plan(cfg)
         except (UnsupportedCombination, ConfigError):
             continue  # refused combinations are the plan tests' business
-        plans.append(PlanUnderTest(label(cli), list(plan.steps), cfg.provider, cfg.ossm_version))
+        plans.append(
+            PlanUnderTest(label(cli), list(plan.steps), cfg.provider, cfg.ossm_version, cfg.istio_version)
+        )
     return plans
 
 
@@ -120,9 +125,17 @@ def test_only_documented_documents_are_uncovered(report: Any) -> None:
     assert set(report.uncovered) <= documented
 
 
-def test_missing_upstream_fails_with_the_fetch_command(tmp_path: Path) -> None:
+def test_plans_are_checked_against_the_exact_releases_they_target(report: Any) -> None:
+    assert report.targets == {
+        "istio 1.27.9, ossm-sail-operator-release-3.2",
+        "istio 1.27.3, ossm-sail-operator-release-3.2.0",
+        "istio 1.27.9, sail-operator-1.29.2",
+    }
+
+
+def test_missing_upstream_fails_with_the_fetch_command(tmp_path: Path, upstream: Upstream) -> None:
     with pytest.raises(UpstreamMissing) as excinfo:
-        load_upstream(tmp_path)
+        load_upstream(upstream.shared, tmp_path)
     message = str(excinfo.value)
     assert FETCH_COMMAND in message and "\n" not in message
 
@@ -130,10 +143,14 @@ def test_missing_upstream_fails_with_the_fetch_command(tmp_path: Path) -> None:
 # --- negative controls: the checker must bite on each class of mistake, and pass the corrected document ---
 
 
+OSSM_320 = Target("1.27.3", "ossm-sail-operator-release-3.2.0")
+OSSM_LATEST = Target("1.27.9", "ossm-sail-operator-release-3.2")
+
+
 def findings_for(
-    upstream: Upstream, document: PlannedDocument, variant: str = "ossm-3.2-latest"
+    upstream: Upstream, document: PlannedDocument, target: Target = OSSM_LATEST
 ) -> list[Finding]:
-    return check_documents([document], upstream, variant)[document.label]
+    return check_documents([document], upstream.for_target(target))[document.label]
 
 
 def assert_rejected(findings: list[Finding], path: str, words: str) -> None:
@@ -246,6 +263,10 @@ def ztunnel(api_version: str, spec: dict[str, Any], name: str = "default") -> di
     return {"apiVersion": api_version, "kind": "ZTunnel", "metadata": {"name": name}, "spec": spec}
 
 
+def sail_v1(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "sailoperator.io/v1", "kind": kind, "metadata": {"name": "default"}, "spec": spec}
+
+
 def test_ztunnel_v1_with_profile_is_rejected(upstream: Upstream) -> None:
     bad = manifest_document(
         ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "profile": "ambient"}), "z", "z", upstream
@@ -259,10 +280,10 @@ def test_ossm_320_serves_only_ztunnel_v1alpha1(upstream: Upstream) -> None:
     v1 = manifest_document(
         ztunnel("sailoperator.io/v1", {"namespace": "ztunnel", "version": "v1.27.3"}), "z", "z", upstream
     )
-    assert_rejected(findings_for(upstream, v1, "ossm-3.2.0"), "apiVersion", "no upstream definition")
+    assert_rejected(findings_for(upstream, v1, OSSM_320), "apiVersion", "no upstream definition")
     spec = {"namespace": "ztunnel", "version": "v1.27.3", "profile": "ambient"}
     v1alpha1 = manifest_document(ztunnel("sailoperator.io/v1alpha1", spec), "z", "z", upstream)
-    assert findings_for(upstream, v1alpha1, "ossm-3.2.0") == []
+    assert findings_for(upstream, v1alpha1, OSSM_320) == []
 
 
 def test_sail_cel_rules_are_evaluated(upstream: Upstream) -> None:
@@ -270,12 +291,7 @@ def test_sail_cel_rules_are_evaluated(upstream: Upstream) -> None:
         ztunnel("sailoperator.io/v1", {"namespace": "ztunnel"}, name="mine"), "z", "z", upstream
     )
     assert_rejected(findings_for(upstream, named), "", "metadata.name must be 'default'")
-    istio = {
-        "apiVersion": "sailoperator.io/v1",
-        "kind": "Istio",
-        "metadata": {"name": "default"},
-        "spec": {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}},
-    }
+    istio = sail_v1("Istio", {"namespace": "istio-system", "values": {"global": {"istioNamespace": "other"}}})
     assert_rejected(
         findings_for(upstream, manifest_document(istio, "i", "i", upstream)),
         "spec",
@@ -334,4 +350,92 @@ def test_a_kind_without_upstream_definition_fails(upstream: Upstream) -> None:
         findings_for(upstream, manifest_document(doc, "w", "w", upstream)),
         "apiVersion",
         "no upstream definition",
+    )
+
+
+def test_values_keys_that_istio_1_27_lacks_are_rejected(upstream: Upstream) -> None:
+    # Keys of later Istio charts (the 1.30-dev snapshot accepted them): 1.27.9's charts do not have them.
+    istiod = helm_document(helm_step("istiod", {"global": {"resourceScope": "all"}}), upstream, "h", "h")
+    assert_rejected(findings_for(upstream, istiod), "global.resourceScope", "not in the chart")
+    ztunnel_chart = helm_document(helm_step("ztunnel", {"dnsPolicy": "ClusterFirst"}), upstream, "h", "h")
+    assert_rejected(findings_for(upstream, ztunnel_chart), "dnsPolicy", "not in the chart")
+    good = helm_document(helm_step("ztunnel", {"network": "n1"}), upstream, "h", "h")
+    assert findings_for(upstream, good) == []
+
+
+def test_istio_version_outside_the_ossm_releases_enum_is_rejected(upstream: Upstream) -> None:
+    istio = sail_v1("Istio", {"version": "v1.27.9", "namespace": "istio-system"})
+    assert findings_for(upstream, manifest_document(istio, "i", "i", upstream)) == []
+    # OSSM 3.2.0's Istio CRD offers only v1.27.3 of 1.27 (its spec.version enum).
+    old = upstream.for_target(OSSM_320)
+    assert_rejected(
+        findings_for(upstream, manifest_document(istio, "i", "i", old), OSSM_320),
+        "spec.version",
+        "Unsupported value",
+    )
+
+
+def test_unknown_key_in_sail_values_is_rejected_by_the_real_crd(upstream: Upstream) -> None:
+    cni = sail_v1("IstioCNI", {"namespace": "istio-cni", "values": {"cni": {"cniBinDirr": "/opt/cni/bin"}}})
+    assert_rejected(
+        findings_for(upstream, manifest_document(cni, "c", "c", upstream)),
+        "spec.values.cni.cniBinDirr",
+        "unknown",
+    )
+
+
+def test_ztunnel_chart_flattens_global_onto_its_own_keys(upstream: Upstream) -> None:
+    # istio@1.27.9 ztunnel zzz_profile.yaml merges .Values.global over the chart's top-level defaults.
+    platform_only = helm_document(
+        helm_step("ztunnel", {"global": {"platform": "openshift"}}), upstream, "h", "h"
+    )
+    assert findings_for(upstream, platform_only) == []
+    flattened = helm_document(helm_step("ztunnel", {"global": {"hub": "quay.io/x"}}), upstream, "h", "h")
+    assert findings_for(upstream, flattened) == []
+    unknown = helm_document(helm_step("ztunnel", {"global": {"resourceScope": "all"}}), upstream, "h", "h")
+    assert_rejected(findings_for(upstream, unknown), "global.resourceScope", "not in the chart")
+
+
+def test_istio_csr_values_are_checked_against_the_chart_meshproof_installs(upstream: Upstream) -> None:
+    # istio-csr's chart (../shared/upstream at the pinned version) has values.yaml and values.schema.json.
+    chart = "cert-manager-istio-csr"
+    good = helm_document(helm_step(chart, {"app": {"tls": {"trustDomain": "td"}}}), upstream, "h", "h")
+    assert findings_for(upstream, good) == []
+    bad = helm_document(helm_step(chart, {"app": {"tls": {"trustDomian": "td"}}}), upstream, "h", "h")
+    assert_rejected(findings_for(upstream, bad), "app.tls.trustDomian", "not in the chart")
+
+
+def test_istio_csr_plans_were_checked(report: Any, plans: list[PlanUnderTest]) -> None:
+    assert any("istio-csr" in p.combination and p.provider == "kind" for p in plans)
+    uncovered = [doc for docs in report.uncovered.values() for doc in docs]
+    assert not [doc for doc in uncovered if "cert-manager-istio-csr" in doc], uncovered
+
+
+def suite_policies() -> list[dict[str, Any]]:
+    """Every shape of policy the conformance suites render (meshproof/policies.py), per enforcement point."""
+    docs: list[dict[str, Any]] = []
+    for workload_class in (WorkloadClass.SIDECAR, WorkloadClass.AMBIENT, WorkloadClass.WAYPOINT):
+        server = Workload(workload_class, f"mp-{workload_class.value}", "server")
+        source = Rule(principals=("cluster.local/ns/mp/sa/client",), namespaces=("mp",))
+        docs += [
+            authorization_policy("allow", server, "ALLOW", [source]),
+            authorization_policy("deny", server, "DENY", [source, Rule(paths=("/echo",), methods=("GET",))]),
+            authorization_policy("audit", server, "AUDIT", [source]),
+            authorization_policy("custom", server, "CUSTOM", [Rule(ports=(8080,))], provider="ext"),
+            authorization_policy("nothing", server, "ALLOW", None),
+        ]
+    docs += [peer_authentication("mtls", "mp-ambient", mode) for mode in ("STRICT", "PERMISSIVE", "DISABLE")]
+    return docs
+
+
+def test_suite_policies_match_the_istio_1_27_crds(upstream: Upstream) -> None:
+    documents = [
+        manifest_document(doc, f"policy {i}", f"p{i}", upstream) for i, doc in enumerate(suite_policies())
+    ]
+    findings = check_documents(documents, upstream.for_target(OSSM_LATEST))
+    assert {label: f for label, f in findings.items() if f} == {}
+    # The same check bites on a policy field 1.27 does not have.
+    bad = dict(suite_policies()[0], spec={**suite_policies()[0]["spec"], "actions": "ALLOW"})
+    assert_rejected(
+        findings_for(upstream, manifest_document(bad, "b", "b", upstream)), "spec.actions", "unknown field"
     )

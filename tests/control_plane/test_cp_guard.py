@@ -82,4 +82,5 @@ def test_the_suites_preflight_aborts_on_kwok_nodes(control_plane: ControlPlane, 
     assert run.returncode == 4, run.stdout[-2000:] + run.stderr[-2000:]
     assert "nodes of meshproof-control-plane: KWOK fake nodes" in run.stdout + run.stderr
     report = yaml.safe_load((tmp_path / "results" / "conformance-report.yaml").read_text())
-    assert report["status"] == "aborted" and "KWOK fake nodes" in report["abortReason"]
+    assert report["status"] == "aborted" and report["abortReason"]["phase"] == "preflight"
+    assert "KWOK fake nodes" in report["abortReason"]["message"]

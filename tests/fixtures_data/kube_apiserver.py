@@ -1,15 +1,16 @@
 """A small in-process HTTP server that answers like a Kubernetes API server, for the kube engine's tests.
 
 It serves discovery (/version, /api, /apis and their resource lists), get/list/apply(PATCH)/delete of
-objects kept in memory, and label and simple field selectors. It records every request so tests
+objects kept in memory, label and simple field selectors, and pod logs. It records every request so tests
 can check what the real `kubernetes` client actually sent (method, path, content type, query).
 
 What it cannot stand in for: real apiserver semantics (server-side apply field ownership and conflicts,
 defaulting, validation, admission webhooks, garbage collection, RBAC beyond one bearer token), exec and
 port-forward websockets, watch streams, or pagination. Those run against a real kube-apiserver in the
 control-plane tier (tests/control_plane). What stays here is what that tier cannot show or produce on cue:
-the exact requests the client sent, a kind that is forbidden in the middle of a sweep, objects with
-hand-made timestamps, status and owner references set without a controller.
+the exact requests the client sent, a kind that is forbidden in the middle of a sweep, a failure injected
+on one path at one moment, logs of named containers (e.g. a ztunnel's), objects with hand-made timestamps,
+status and owner references set without a controller.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps", "v1", "StatefulSet", "statefulsets", True),
     Kind("events.k8s.io", "v1", "Event", "events", True),
     Kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False),
+    Kind(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+    ),
+    Kind(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+    ),
     Kind("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies", True),
     Kind("security.istio.io", "v1", "PeerAuthentication", "peerauthentications", True),
     # a kind that can be created but not listed: the sweep must skip it, not fail
@@ -88,8 +104,11 @@ class Recorded:
 class FakeState:
     token: str
     objects: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
+    logs: dict[tuple[str, str, str, bool], str] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     forbidden_plurals: set[str] = field(default_factory=set)
+    # path -> (code, reason, message): the next request to that path fails like this
+    failures: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -123,6 +142,9 @@ class FakeApiServer:
     def stored(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
         with self.state.lock:
             return self.state.objects.get(_key(_kind_for(api_version, kind), namespace, name))
+
+    def set_log(self, namespace: str, pod: str, container: str, text: str, previous: bool = False) -> None:
+        self.state.logs[(namespace, pod, container, previous)] = text
 
     @property
     def requests(self) -> list[Recorded]:
@@ -223,6 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {self.state.token}":
             self._send(401, _status(401, "Unauthorized", "Unauthorized"))
             return None
+        failure = self.state.failures.pop(parsed.path, None)
+        if failure is not None:
+            self._send(failure[0], _status(*failure))
+            return None
         return parsed.path, query, body
 
     def _route(self, path: str) -> tuple[Kind, str, str | None, str | None] | None:
@@ -293,6 +319,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if name is None:
             self._list(kind, namespace, query)
+        elif sub == "log":
+            self._log(namespace, name, query)
         elif sub in ("exec", "portforward"):  # websockets are not faked: answer like a server refusing it
             self._send(400, _status(400, "BadRequest", "Upgrade request required"))
         else:
@@ -372,6 +400,19 @@ class _Handler(BaseHTTPRequestHandler):
             200,
             {"apiVersion": kind.group_version, "kind": f"{kind.kind}List", "metadata": {}, "items": items},
         )
+
+    def _log(self, namespace: str, pod: str, query: dict[str, list[str]]) -> None:
+        container = (query.get("container") or [""])[0]
+        previous = (query.get("previous") or ["false"])[0] == "true"
+        text = self.state.logs.get((namespace, pod, container, previous))
+        if text is None:
+            which = "previous terminated container" if previous else "container"
+            self._send(400, _status(400, "BadRequest", f'{which} "{container}" in pod "{pod}" not found'))
+            return
+        tail = (query.get("tailLines") or [None])[0]
+        if tail is not None:
+            text = "".join(text.splitlines(keepends=True)[-int(tail) :])
+        self._send(200, text, content_type="text/plain")
 
     def _group_list(self) -> dict[str, Any]:
         groups: dict[str, list[str]] = {}

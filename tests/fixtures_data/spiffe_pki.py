@@ -68,9 +68,10 @@ class Pki:
         path_length: int | None = None,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        subject: x509.Name | None = None,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name(
+        name = subject or x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local"),
                 x509.NameAttribute(NameOID.COMMON_NAME, common_name),

@@ -17,7 +17,7 @@ from meshproof.bench.fortio import (
     run_fortio_local,
     to_run_record,
 )
-from meshproof.bench.local import LocalBenchSpec, run_local
+from meshproof.bench.local import LocalArm, LocalBenchSpec, run_local
 from meshproof.bench.localserver import serving
 from meshproof.bench.validity import ValidityLimits
 
@@ -41,7 +41,8 @@ def fortio() -> Path:
 def test_fixed_qps_run_is_sane(fortio: Path, tmp_path: Path) -> None:
     with serving() as base:
         spec = LocalBenchSpec(
-            url=f"{base}/echo",
+            arms=(LocalArm("local", f"{base}/echo"),),
+            repetitions=1,
             tool="fortio",
             qps=200,
             connections=4,
@@ -72,7 +73,7 @@ def test_a_server_that_cannot_keep_up_makes_the_run_invalid(fortio: Path) -> Non
         out.result, load=load, run_id="slow", arm="local", repetition=1, order=0, limits=ValidityLimits()
     )
     assert not record.valid
-    assert "the target could not keep up" in record.invalid_reasons[0]
+    assert "the target or the load generator could not keep up" in record.invalid_reasons[0]
     assert record.actual_qps < 0.5 * 100 and record.errors == 0
     assert record.latency.percentiles_ms["p50"] >= 50  # the delay is in every request
 

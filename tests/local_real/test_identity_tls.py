@@ -12,18 +12,14 @@ tests/fixtures_data/spiffe_pki.py), or what Envoy/ztunnel accept (they are not r
 
 from __future__ import annotations
 
-import _ssl
 import datetime as dt
-import socket
-import ssl
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
+from fixtures_data.mtls_handshake import Party, ServerView, handshake
 from fixtures_data.spiffe_pki import Issued, Pki, pem_of
 
 from meshproof.checks.identity import spiffe_id, verify_workload_certificate
@@ -32,7 +28,6 @@ pytestmark = pytest.mark.local_real
 
 CLIENT_ID = spiffe_id("cluster.local", "demo", "client")
 SERVER_ID = spiffe_id("cluster.local", "demo", "server")
-X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL x509_vfy.h; Python's ssl exposes no name for it
 
 
 @dataclass(frozen=True)
@@ -52,13 +47,6 @@ class Presented:
     chain_pem: str
     key_pem: str
     trust_anchors_pem: str  # what the recording server must trust to complete the handshake
-
-
-@dataclass(frozen=True)
-class ServerView:
-    accepted: bool
-    error: str
-    peer_chain_pem: str
 
 
 @pytest.fixture(scope="module")
@@ -121,69 +109,15 @@ def _presented(mesh: Mesh, scenario: str) -> Presented:
 
 def _handshake(mesh: Mesh, presented: Presented, tmp_path: Path, *, recording: bool) -> ServerView:
     """One mutual-TLS handshake on 127.0.0.1; the server returns what it saw."""
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(
-        _write(tmp_path / "server.pem", pem_of(mesh.server, mesh.intermediate)),
-        _write(tmp_path / "server.key", mesh.server.key_pem),
+    return handshake(
+        Party(pem_of(mesh.server, mesh.intermediate), mesh.server.key_pem),
+        Party(presented.chain_pem, presented.key_pem),
+        presented.trust_anchors_pem if recording else mesh.root.pem,
+        tmp_path,
+        partial_chain=recording,
+        record_only=recording,
+        client_trust_pem=mesh.root.pem,
     )
-    server_ctx.verify_mode = ssl.CERT_REQUIRED
-    if recording:
-        server_ctx.load_verify_locations(cadata=presented.trust_anchors_pem)
-        server_ctx.verify_flags = ssl.VerifyFlags(
-            server_ctx.verify_flags | ssl.VERIFY_X509_PARTIAL_CHAIN | X509_V_FLAG_NO_CHECK_TIME
-        )
-    else:
-        server_ctx.load_verify_locations(cadata=mesh.root.pem)
-
-    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_ctx.check_hostname = False  # SPIFFE certificates carry no DNS name; the chain is still verified
-    client_ctx.load_verify_locations(cadata=mesh.root.pem)
-    client_ctx.load_cert_chain(
-        _write(tmp_path / "client.pem", presented.chain_pem),
-        _write(tmp_path / "client.key", presented.key_pem),
-    )
-
-    seen: dict[str, str] = {}
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(5)
-
-        def serve() -> None:
-            try:
-                conn, _ = listener.accept()
-                with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                    seen["chain"] = "".join(_peer_chain(tls))
-                    tls.sendall(b"ok")
-            except (OSError, ssl.SSLError) as exc:
-                seen["error"] = str(exc)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
-            with (
-                socket.create_connection(listener.getsockname(), timeout=5) as raw,
-                client_ctx.wrap_socket(raw) as tls_client,
-            ):
-                tls_client.recv(2)
-        except (OSError, ssl.SSLError) as exc:
-            seen.setdefault("client_error", str(exc))
-        thread.join(5)
-    assert not thread.is_alive(), "TLS server thread did not finish"
-    return ServerView(
-        accepted="chain" in seen, error=seen.get("error", ""), peer_chain_pem=seen.get("chain", "")
-    )
-
-
-def _peer_chain(tls: ssl.SSLSocket) -> Iterator[str]:
-    """The certificates the peer sent, leaf first (public in 3.13, on the _ssl object since 3.10)."""
-    getter = getattr(tls, "get_unverified_chain", None) or tls._sslobj.get_unverified_chain  # type: ignore[union-attr]
-    for cert in getter() or []:
-        encoded = cert.public_bytes(_ssl.ENCODING_PEM)
-        yield encoded if isinstance(encoded, str) else encoded.decode()
-
-
-def _write(path: Path, text: str) -> str:
-    path.write_text(text)
-    return str(path)
 
 
 SCENARIOS = {

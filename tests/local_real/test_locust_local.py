@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meshproof.bench.local import LocalBenchSpec, run_local
+from meshproof.bench.local import LocalArm, LocalBenchSpec, run_local
 from meshproof.bench.localserver import serving
 from meshproof.bench.locust import read_request_logs
 from meshproof.bench.validity import ValidityLimits
@@ -22,7 +22,8 @@ pytestmark = pytest.mark.local_real
 def test_paced_locust_run_is_sane_and_keeps_sub_millisecond_resolution(tmp_path: Path) -> None:
     with serving() as base:
         spec = LocalBenchSpec(
-            url=f"{base}/echo",
+            arms=(LocalArm("local", f"{base}/echo"),),
+            repetitions=1,
             tool="locust",
             qps=100,
             connections=4,
@@ -54,7 +55,13 @@ def test_locust_against_a_server_that_cannot_keep_up_is_invalid(tmp_path: Path) 
     # Locust is closed-loop: a slow server lowers the offered rate; the QPS guard must catch it
     with serving(delay_ms=100) as base:
         spec = LocalBenchSpec(
-            url=f"{base}/echo", tool="locust", qps=100, connections=2, duration_s=2, warmup_s=0.5
+            arms=(LocalArm("local", f"{base}/echo"),),
+            repetitions=1,
+            tool="locust",
+            qps=100,
+            connections=2,
+            duration_s=2,
+            warmup_s=0.5,
         )
         results = run_local(spec, tmp_path)
     (run,) = results.runs

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshproof.artifacts import ArtifactDumper, DumpSource, sources_from
+from meshproof.artifacts import ArtifactDumper, DumpSource, sources_from, unique_sources
 from meshproof.kube_objects import RUN_ID_LABEL, TEST_ID_LABEL
 
 TEST_ID = "test-deny-all-1a2b3c"
@@ -243,6 +243,18 @@ def test_without_a_test_id_only_registered_namespaces_are_collected(tmp_path: Pa
     assert not (dump.path / "kind-meshproof/objects").exists()
 
 
+def test_a_cluster_named_twice_is_dumped_once(tmp_path: Path):
+    """Issue 14 item 7: the run against a real istiod wrote `clusters: cluster1, cluster1`."""
+    cluster = FakeCluster("cluster1")
+    assert unique_sources(cluster, {"cluster1": cluster}) == [cluster]
+    # a second object for the same cluster (another fixture built its own client) is the same cluster
+    assert unique_sources(cluster, [FakeCluster("cluster1"), FakeCluster("cluster2")])[0] is cluster
+    assert [c.name for c in unique_sources(cluster, [FakeCluster("cluster2")])] == ["cluster1", "cluster2"]
+    dump = ArtifactDumper(tmp_path).dump(TEST_ID, [cluster, cluster])
+    assert "clusters: cluster1\n" in (dump.path / "README.txt").read_text()
+    assert cluster.asked.count(f"find meshproof.io/test-id={TEST_ID}") == 1
+
+
 def test_the_cap_is_shared_by_every_dumper_of_the_run(tmp_path: Path):
     worker_a, worker_b = ArtifactDumper(tmp_path, max_dumps=3), ArtifactDumper(tmp_path, max_dumps=3)
     claims = [worker_a.claim_slot(), worker_b.claim_slot(), worker_a.claim_slot(), worker_b.claim_slot()]
@@ -296,9 +308,14 @@ INNER_CONFTEST = textwrap.dedent(
         def logs(self, pod, namespace, container=None, previous=False, since_seconds=None, tail_lines=None):
             return ""
 
+    # as in fixtures/clusters.py: `cluster` is the primary of `clusters`, so a test has both
     @pytest.fixture
-    def cluster(request, test_id):
-        return TinyCluster(broken="broken" in request.node.name)
+    def clusters(request, test_id):
+        return {"kind-meshproof": TinyCluster(broken="broken" in request.node.name)}
+
+    @pytest.fixture
+    def cluster(clusters):
+        return clusters["kind-meshproof"]
     """
 )
 
@@ -339,6 +356,7 @@ def test_a_failed_test_with_a_cluster_gets_a_dump_and_one_line_pointing_at_it(in
     dumped = (with_cluster / "kind-meshproof/objects/mp-a/ConfigMap.made-by-test.yaml").read_text()
     assert "inner-secret-token-1" not in dumped and "token: <redacted>" in dumped
     assert (with_cluster / "kind-meshproof/pods/mp-extra/_summary.txt").exists()  # registered namespace
+    assert "clusters: kind-meshproof\n" in (with_cluster / "README.txt").read_text()  # once, not twice
 
     lines = outcome.outlines
     pointers = [line for line in lines if line.startswith("artifacts: ")]
@@ -365,8 +383,12 @@ def test_the_cap_stops_dumps_and_says_so(inner: pytest.Pytester):
 
 def test_a_dump_that_cannot_be_written_never_changes_the_test_outcome(inner: pytest.Pytester):
     results = inner.path / "results"
-    results.mkdir()
-    (results / "artifacts").write_text("a file where the artifacts folder should be")
+    # planted once the run has prepared its fresh results dir (a non-empty one it would refuse)
+    inner.makeconftest(
+        INNER_CONFTEST
+        + "\ndef pytest_sessionstart(session):\n"
+        + f"    open({str(results / 'artifacts')!r}, 'w').write('a file where the folder should be')\n"
+    )
     outcome = inner.runpytest("-p", "no:cacheprovider", "--results-dir", str(results))
     outcome.assert_outcomes(passed=1, failed=3)
     outcome.stdout.fnmatch_lines(

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fixtures_data.bench_runs import pod_metrics
 
 from meshproof.bench.cluster import (
     ArmDeployment,
@@ -179,17 +180,15 @@ class FakeCluster:
             with self.lock:
                 self.metric_calls += 1
                 tick = self.metric_calls
-            return {
-                "apiVersion": "metrics.k8s.io/v1beta1",
-                "kind": "PodMetrics",
-                "metadata": {"name": name, "namespace": namespace},
-                "timestamp": f"2030-01-01T00:00:{tick % 60:02d}Z",
-                "window": "15.021s",
-                "containers": [
-                    {"name": "fortio", "usage": {"cpu": "150000000n", "memory": "20480Ki"}},
-                    {"name": "istio-proxy", "usage": {"cpu": "210m", "memory": "60Mi"}},
-                ],
-            }
+            return pod_metrics(
+                name,
+                namespace,
+                tick,
+                {
+                    "fortio": {"cpu": "150000000n", "memory": "20480Ki"},
+                    "istio-proxy": {"cpu": "210m", "memory": "60Mi"},
+                },
+            )
         return None
 
     def list(
@@ -495,6 +494,8 @@ def test_locust_run_from_the_master_log_and_cleanup() -> None:
     )
     m = executor(cluster, "ambient", resources={"enabled": False}).measure_locust("ambient", 1, 0)
     assert m.run.valid and m.run.tool == "locust" and m.run.requests == 3000
+    workers = executor(cluster, "ambient").plan.locust.workers
+    assert m.run.loadgen_cores == workers and m.run.requests_per_loadgen_core == m.run.actual_qps / workers
     assert ("condition", "Job", "locust-master", "Complete") in cluster.waits
     kinds = [d["kind"] for d in cluster.applied]
     assert kinds == ["ConfigMap", "Job", "Deployment"]  # the workers only once the master has an IP

@@ -439,10 +439,12 @@ def test_in_pod_run_uses_exec_and_fails_clearly_without_json() -> None:
 
 
 def test_missing_fortio_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("MESHPROOF_FORTIO", str(tmp_path / "nope"))
+    from meshproof import tools
+
+    monkeypatch.delenv("MESHPROOF_FORTIO", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("MESHPROOF_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(fortio_mod, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(tools, "checkout_bin_dir", lambda: tmp_path / "checkout-bin")
     with pytest.raises(FortioMissing) as info:
         fortio_mod.find_fortio()
     message = str(info.value)

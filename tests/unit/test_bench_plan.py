@@ -21,7 +21,7 @@ ARMS = ["no-mesh", "sidecar", "ambient", "waypoint"]
 
 def test_shipped_profiles_load_and_standard_follows_the_recommended_method() -> None:
     names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-    assert names == ["quick", "smoke", "standard"]
+    assert names == ["quick", "scale", "smoke", "standard"]
     standard = load_plan("standard")
     assert standard.arms == ARMS and standard.repetitions >= 5
     assert (standard.warmup_s, standard.duration_s, standard.payload_bytes) == (60, 240, 1024)
@@ -37,7 +37,9 @@ def test_shipped_profiles_load_and_standard_follows_the_recommended_method() -> 
     assert standard.fortio.qps_sweep and standard.fortio.qps_sweep.qps == [100, 500, 1000, 2000, 4000]
     assert standard.validity.min_qps_ratio == 0.99 and standard.validity.max_error_ratio == 0.001
     for name in names:
-        assert load_plan(name).fortio_points(), name
+        plan = load_plan(name)
+        # every profile measures something: load points, or (scale) pod counts
+        assert plan.fortio_points() or (plan.scale.enabled and plan.scale.pods), name
 
 
 def test_points_of_several_sweeps_are_measured_once() -> None:
@@ -57,7 +59,7 @@ def test_arm_order_is_shuffled_but_reproducible() -> None:
 
 
 def test_bad_profiles_give_one_line(tmp_path: Path) -> None:
-    with pytest.raises(PlanError, match="no load profile 'nope' \\(known: quick, smoke, standard"):
+    with pytest.raises(PlanError, match="no load profile 'nope' \\(known: quick, scale, smoke, standard"):
         load_plan("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nrepetitions: 0\n", encoding="utf-8")

@@ -23,7 +23,8 @@ from meshproof.bench.model import (
     RunRecord,
     load_results,
 )
-from meshproof.reporting.bench import rebuild_reports, write_reports
+from meshproof.bench.plan import load_plan
+from meshproof.reporting.bench import ReportPaths, rebuild_reports, write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # added latency per arm in ms: the shape of the published anchors (perf-anchors §0), not their values
@@ -109,7 +110,7 @@ def results() -> BenchmarkResults:
     return BenchmarkResults(
         kind="cluster",
         environment={"provider": "kind", "mode": "ambient"},
-        plan={"name": "t"},
+        plan=load_plan("smoke").model_dump(mode="json"),
         runs=runs,
         resources=resources,
         notes=["synthetic"],
@@ -143,18 +144,27 @@ def test_resources_per_1000_rps_and_per_path(results: BenchmarkResults) -> None:
     assert paths["waypoint"][0] == pytest.approx(365) and paths["sidecar"][1] == 120
 
 
-def test_reports_have_real_plots_embedded(results: BenchmarkResults, tmp_path: Path) -> None:
-    paths = write_reports(results, tmp_path)
-    names = sorted(p.name for p in paths.plots)
+@pytest.fixture(scope="module")
+def written(results: BenchmarkResults, tmp_path_factory: pytest.TempPathFactory) -> ReportPaths:
+    """The reports written once for the tests that read them (plots cost about a second each)."""
+    return write_reports(results, tmp_path_factory.mktemp("report"))
+
+
+def test_reports_have_real_plots_embedded(written: ReportPaths) -> None:
+    paths = written
+    names = [p.name for p in paths.plots]
     assert names == [
+        "overhead.png",  # the headline comes first
+        "latency-cdf.png",
         "latency-by-arm.png",
-        "latency-vs-connections.png",
         "latency-vs-qps.png",
+        "latency-vs-connections.png",
+        "throughput-vs-connections.png",
         "resources.png",
     ]
     html = paths.html.read_text(encoding="utf-8")
     embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(embedded) == 4
+    assert len(embedded) == 7
     for plot_path in paths.plots:
         data = plot_path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
@@ -172,22 +182,43 @@ def test_reports_have_real_plots_embedded(results: BenchmarkResults, tmp_path: P
     ):
         assert heading in md
     assert "### sidecar fortio qps=1000 c=16 1024B" in md
+    assert "req/s per loadgen core |" in md and "<th>req/s per loadgen core</th>" in html
+    # every setting of the run is in both reports (issue 12: the HTML omitted duration, warm-up, ...)
+    for key in ("duration_s", "warmup_s", "validity.min_qps_ratio", "fortio.connection_sweep.qps"):
+        assert f"| {key} |" in md and f"<th>{key}</th>" in html
 
 
-def test_json_round_trip_and_rebuild(results: BenchmarkResults, tmp_path: Path) -> None:
-    write_reports(results, tmp_path)
-    loaded = load_results(tmp_path)
+def test_headline_is_the_overhead_with_intervals_and_published_anchors(results: BenchmarkResults) -> None:
+    from meshproof.reporting.bench_plots import PUBLISHED_OVERHEAD_MS, _headline_costs
+
+    chosen = _headline_costs(mesh_costs(results))
+    assert [c.cell.arm for c in chosen] == ["sidecar", "ambient", "waypoint"]
+    point = {(c.cell.requested_qps, c.cell.connections) for c in chosen}
+    assert len(point) == 1  # one load point, the one measured in the most arms
+    diffs = {d.metric: d for d in chosen[0].diffs}
+    assert diffs["p50"].paired and diffs["p50"].has_interval
+    assert PUBLISHED_OVERHEAD_MS["ambient"][1] == {"p90": 0.17, "p99": 0.20}
+
+
+def test_log_axis_ticks_are_plain_numbers() -> None:
+    from meshproof.reporting.bench_plots import _plain
+
+    assert [_plain(v) for v in (0.1, 0.25, 2.0, 40.0, 1000.0)] == ["0.1", "0.25", "2", "40", "1000"]
+
+
+def test_json_round_trip_and_rebuild(results: BenchmarkResults, written: ReportPaths) -> None:
+    loaded = load_results(written.json)
     assert loaded.runs == results.runs and loaded.version == SCHEMA_VERSION
-    (tmp_path / "benchmark.md").unlink()
-    paths = rebuild_reports(tmp_path / "benchmark.json")
-    assert paths.markdown.is_file() and len(paths.plots) == 4
+    written.markdown.unlink()
+    paths = rebuild_reports(written.json)
+    assert paths.markdown.is_file() and len(paths.plots) == 7
 
 
 def test_local_result_gets_only_the_plots_it_has_data_for(tmp_path: Path) -> None:
     run = make_run("no-mesh", "fortio", 200, 4, 1, 0, ["local"]).model_copy(update={"arm": "local"})
     paths = write_reports(BenchmarkResults(kind="local", runs=[run]), tmp_path)
-    assert [p.name for p in paths.plots] == ["latency-by-arm.png"]
-    assert "Difference to no-mesh" not in paths.markdown.read_text(encoding="utf-8")
+    assert [p.name for p in paths.plots] == ["latency-cdf.png", "latency-by-arm.png"]
+    assert "Difference to" not in paths.markdown.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,9 @@ class FakeCluster:
     def get(self, *args, **kwargs):
         return None
 
+    def list(self, *args, **kwargs):  # no control plane's marks: a cluster without Istio
+        return []
+
     def server_version(self):
         return "v1.33.4"
 

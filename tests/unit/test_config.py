@@ -107,3 +107,24 @@ def test_public_dict_names_kubeconfig_by_path_only(tmp_path):
     data = load_config({"kubeconfig": str(kubeconfig)}, env={}).public_dict()
     assert data["kubeconfig"] == str(kubeconfig)
     assert "sekret" not in repr(data)
+
+
+def test_gateway_api_crds_and_install_over_work_on_the_command_line_environment_and_profile(tmp_path):
+    """Issue 14 items 4 and 6: both options come from the one option table, so every entry point has them."""
+    crds = tmp_path / "gateway-api"
+    crds.mkdir()
+    parser = argparse.ArgumentParser()
+    add_argparse_options(parser)
+    ns = parser.parse_args(["--gateway-api-crds", str(crds), "--install-over-existing-mesh"])
+    cli = config_from_namespace(ns, env={})
+    assert (cli.gateway_api_crds, cli.install_over_existing_mesh) == (crds.resolve(), True)
+    env = {"MESHPROOF_GATEWAY_API_CRDS": str(crds), "MESHPROOF_INSTALL_OVER_EXISTING_MESH": "yes"}
+    assert load_config({}, env=env).gateway_api_crds == crds.resolve()
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"gateway-api-crds: {crds}\ninstall-over-existing-mesh: true\n")
+    from_profile = load_config({"profile": str(profile)}, env={})
+    assert from_profile.gateway_api_crds == crds.resolve() and from_profile.install_over_existing_mesh
+    defaults = load_config({}, env={})
+    assert defaults.gateway_api_crds is None and defaults.install_over_existing_mesh is False
+    with pytest.raises(ConfigError, match=r"^--gateway-api-crds: .*nope does not exist$"):
+        load_config({"gateway_api_crds": str(tmp_path / "nope")}, env={})

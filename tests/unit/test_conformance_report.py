@@ -13,6 +13,7 @@ from meshproof.reporting.conformance import (
     ConformanceReport,
     Outcome,
     RunStatus,
+    Selection,
     classify_skip,
     reproduce_command,
 )
@@ -46,6 +47,7 @@ def test_per_feature_counts_and_results():
         "unsupported": 1,
         "xfailed": 0,
         "error": 0,
+        "notRun": 0,
     }
 
 
@@ -77,7 +79,7 @@ def test_written_report_is_versioned_and_reproducible(tmp_path):
 
 def test_reproduce_command_round_trips_through_the_config():
     cfg = load_config({"context": ["a", "b"], "keep_cluster": True, "timeout_scale": "2"}, env={})
-    argv = shlex.split(reproduce_command(cfg, markexpr="ambient"))
+    argv = shlex.split(reproduce_command(cfg, Selection(markexpr="ambient")))
     assert argv[:3] == ["pytest", "-m", "ambient"]
     assert argv.count("--context") == 2 and "--keep-cluster" in argv
     assert argv[argv.index("--timeout-scale") + 1] == "2.0"

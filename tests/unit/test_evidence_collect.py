@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fixtures_data.servers import serving_in_background
+from fixtures_data.ztunnel_captures import access_records, istiod_workloads_json, log_text, metrics_text
 
 from meshproof.evidence.collect import (
     Istioctl,
@@ -29,10 +30,9 @@ from meshproof.evidence.collect import (
     ztunnel_metrics,
     ztunnel_pod_on_node,
     ztunnel_workloads,
+    ztunnels_in_cluster,
 )
 from meshproof.evidence.errors import EvidenceCollectionError
-
-DATA = Path(__file__).resolve().parents[1] / "fixtures_data"
 
 
 @dataclass
@@ -60,14 +60,14 @@ class FakeRunner:
 
 
 def test_ztunnel_workloads_runs_istioctl_with_kube_flags_and_parses() -> None:
-    runner = FakeRunner([Result(0, (DATA / "ztunnel_workloads.json").read_text())])
+    runner = FakeRunner([Result(0, istiod_workloads_json())])
     istioctl = Istioctl(
         run=runner, binary="/cache/istioctl", kubeconfig=Path("/tmp/kc"), context="kind-a", timeout=30
     )
 
     workloads = ztunnel_workloads(istioctl, "ztunnel", workload_namespace="mp-ambient")
 
-    assert len(workloads) == 6
+    assert len(workloads) == 3
     args, timeout, check = runner.calls[0]
     assert args == [
         "/cache/istioctl", "ztunnel-config", "workloads", "-n", "ztunnel", "-o", "json",
@@ -193,7 +193,7 @@ class _MetricsHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def metrics_server() -> Iterator[int]:
-    _MetricsHandler.body = (DATA / "ztunnel_metrics.txt").read_bytes()
+    _MetricsHandler.body = metrics_text("node2").encode()
     with serving_in_background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)) as server:
         yield server.server_address[1]
 
@@ -225,14 +225,14 @@ def socket_closed_port() -> Iterator[int]:
 
 def test_ztunnel_access_logs_and_envoy_metrics() -> None:
     cluster = FakeCluster(
-        log_text=(DATA / "ztunnel_access.log").read_text(),
+        log_text=log_text("node2"),
         exec_result=ExecResult('istio_requests_total{reporter="destination"} 4\n', "", 0),
     )
 
     records = ztunnel_access_logs(cluster, "ztunnel-a", "ztunnel", since_seconds=120)
     samples = envoy_metrics(cluster, "echo-5c7d-abcde", "mp-sidecar")
 
-    assert len(records) == 9
+    assert len(records) == len(access_records("node2"))
     assert ("logs", "ztunnel-a", "ztunnel", None, 120) in cluster.calls
     assert samples[0].value == 4
     scrape = ["pilot-agent", "request", "GET", "stats/prometheus"]
@@ -253,3 +253,50 @@ def test_authorization_policy_fetch() -> None:
     assert authorization_policy(cluster, "deny", "mp-ambient") is policy
     with pytest.raises(EvidenceCollectionError, match="AuthorizationPolicy mp-ambient/missing not found"):
         authorization_policy(cluster, "missing", "mp-ambient")
+
+
+class LabelledCluster:
+    """Objects with labels; `list` applies an equality label selector like the API server does."""
+
+    def __init__(self, objects: list[tuple[str, dict[str, Any]]]) -> None:
+        self.objects = objects
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        wanted = dict(term.split("=", 1) for term in (label_selector or "").split(",") if term)
+        return [
+            obj
+            for obj_kind, obj in self.objects
+            if obj_kind == kind
+            and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+        ]
+
+
+# Labels as istio/istio@1.27.9 manifests/charts/ztunnel/templates/daemonset.yaml renders them: the
+# DaemonSet has app.kubernetes.io/name only; `app: ztunnel` is on the pod template (and so the pods).
+ZTUNNEL_DAEMONSET = {
+    "metadata": {"name": "ztunnel", "namespace": "ztunnel", "labels": {"app.kubernetes.io/name": "ztunnel"}}
+}
+ZTUNNEL_POD = {
+    "metadata": {
+        "name": "ztunnel-x7k2p",
+        "namespace": "ztunnel",
+        "labels": {"app": "ztunnel", "app.kubernetes.io/name": "ztunnel", "istio.io/dataplane-mode": "none"},
+    }
+}
+
+
+def test_ztunnels_in_cluster_finds_the_chart_daemonset_and_its_pods() -> None:
+    cluster = LabelledCluster([("DaemonSet", ZTUNNEL_DAEMONSET), ("Pod", ZTUNNEL_POD)])
+
+    # The selector the sidecar-mode negative control used before finds no DaemonSet: it could never fail.
+    assert cluster.list("apps/v1", "DaemonSet", label_selector="app=ztunnel") == []
+    assert ztunnels_in_cluster(cluster) == ["DaemonSet ztunnel/ztunnel", "Pod ztunnel/ztunnel-x7k2p"]
+    assert ztunnels_in_cluster(LabelledCluster([("Pod", ZTUNNEL_POD)])) == ["Pod ztunnel/ztunnel-x7k2p"]
+    assert ztunnels_in_cluster(LabelledCluster([])) == []

@@ -1,9 +1,9 @@
 """Parsers of mesh evidence, on samples in the exact formats the tools emit (output-formats §2-§4).
 
-Static samples live in tests/fixtures_data/; certificate dumps are built here around freshly generated
-certificates (same keys, nesting, base64 wrapping and 4-space indent as istioctl) so they never expire.
-What this cannot prove: that a future istioctl/ztunnel keeps these formats; the samples are hand-made
-from the format facts, not captured from a live cluster.
+ztunnel workloads, metrics and access logs are real ztunnel 1.27.9 output (../shared/captures, through
+fixtures_data.ztunnel_captures); certificate dumps are built here around freshly generated certificates
+(same keys, nesting, base64 wrapping and 4-space indent as istioctl) so they never expire. What this
+cannot prove: that a future istioctl/ztunnel keeps these formats.
 """
 
 from __future__ import annotations
@@ -11,21 +11,21 @@ from __future__ import annotations
 import base64
 import json
 import math
-from pathlib import Path
 
 import pytest
+from fixtures_data.shared_data import upstream
 from fixtures_data.spiffe_pki import Pki, pem_of
+from fixtures_data.ztunnel_captures import CLIENT, SERVER, istiod_workloads_json, log_text, metrics_text
 
 from meshproof.checks.identity import verify_workload_certificate
 from meshproof.evidence.errors import EvidenceParseError
-from meshproof.evidence.policy_status import generation, policy_conditions
+from meshproof.evidence.policy_status import admission_denial, generation, policy_conditions
 from meshproof.evidence.prometheus import TCP_CLOSED, TCP_OPENED, parse_exposition, select, total
 from meshproof.evidence.proxy_config import parse_secrets
 from meshproof.evidence.ztunnel_config import parse_certificates, parse_workloads
 from meshproof.evidence.ztunnel_logs import parse_access_log, parse_key_values
 
-DATA = Path(__file__).resolve().parents[1] / "fixtures_data"
-CLIENT = "spiffe://cluster.local/ns/mp-ambient/sa/client"
+ISTIOCTL_ZTUNNEL_TESTDATA = ("istio-1.27.9", "istioctl", "pkg", "writer", "ztunnel", "configdump", "testdata")
 
 
 def b64(text: str) -> str:
@@ -35,28 +35,29 @@ def b64(text: str) -> str:
 # --- ztunnel-config workloads ---------------------------------------------------------------------------
 
 
-def test_workloads_json_gives_protocol_waypoint_and_identity() -> None:
-    workloads = {w.name: w for w in parse_workloads((DATA / "ztunnel_workloads.json").read_text())}
+def test_workloads_json_gives_protocol_and_identity() -> None:
+    workloads = {w.name: w for w in parse_workloads(istiod_workloads_json())}
 
-    client = workloads["client-5d8f7c9b4-x2k9q"]
+    client = workloads["client-5dc794d664-f2dtv"]
     assert (client.namespace, client.protocol, client.service_account, client.node) == (
-        "mp-ambient",
+        "zt-e2e",
         "HBONE",
         "client",
-        "kind-worker",
+        "kwok-node-0",
     )
-    assert client.uid == "Kubernetes//Pod/mp-ambient/client-5d8f7c9b4-x2k9q"
-    assert client.spiffe_id == CLIENT
+    assert client.uid == "Kubernetes//Pod/zt-e2e/client-5dc794d664-f2dtv"
+    assert client.spiffe_id == "spiffe://cluster.local/ns/zt-e2e/sa/client"
     assert client.waypoint is None
-    assert client.authorization_policies == ("istio-system/istio_converted_static_strict",)
+    assert workloads["ztunnel-898ph"].protocol == "TCP"
 
-    behind_waypoint = workloads["echo-66b8f7d4c9-zt5lm"]
-    assert behind_waypoint.waypoint == "mp-waypoint/waypoint.mp-waypoint.svc.cluster.local"
-    assert behind_waypoint.network == "net1"
 
-    assert workloads["legacy-6c9b8d-qwert"].protocol == "TCP"
-    job = workloads["migrate-29183720-8kq2w"]
-    assert job.workload_ips == () and job.workload_type == "job" and job.status == "Unhealthy"
+def test_workloads_json_gives_the_waypoint() -> None:
+    # istioctl's own 1.27.9 test dump (workloads keyed by uid there; istioctl -o json prints the list).
+    dump = json.loads(upstream(*ISTIOCTL_ZTUNNEL_TESTDATA, "dump.json").read_text())
+    workloads = {w.name: w for w in parse_workloads(json.dumps(list(dump["workloads"].values())))}
+
+    assert workloads["productpage-v1-675fc69cf-jscn2"].waypoint == "/10.96.71.36"
+    assert workloads["sleep-7656cf8794-lxcmx"].waypoint is None
 
 
 def test_workloads_empty_filter_result_is_an_empty_list() -> None:
@@ -240,20 +241,19 @@ def test_proxy_config_secret_malformed(text: str, message: str) -> None:
 
 
 def test_ztunnel_openmetrics_with_labels() -> None:
-    samples = parse_exposition((DATA / "ztunnel_metrics.txt").read_text())
+    samples = parse_exposition(metrics_text("node2"))
 
     mtls_inbound = select(
         samples,
         TCP_OPENED,
         {"reporter": "destination", "connection_security_policy": "mutual_tls", "source_principal": CLIENT},
     )
-    assert total(mtls_inbound) == 7
-    assert mtls_inbound[0].labels["destination_principal"] == "spiffe://cluster.local/ns/mp-ambient/sa/echo"
+    assert total(mtls_inbound) == 12  # 10 to the server (cases 01-04, 06), 2 to restricted (05)
+    assert mtls_inbound[0].labels["destination_principal"] == SERVER
     assert len(mtls_inbound[0].labels) == 27  # every label of output-formats §4.1, none dropped
-    assert total(select(samples, TCP_CLOSED, {"response_flags": "DENY"})) == 3
-    assert total(select(samples, TCP_OPENED, {"connection_security_policy": "unknown"})) == 2
-    assert select(samples, "istio_build")[0].labels == {"component": "ztunnel", "tag": "1.27.3"}
-    assert select(samples, "workload_manager_active_proxy_count")[0].value == 3
+    assert total(select(samples, TCP_CLOSED, {"response_flags": "DENY"})) == 10
+    assert total(select(samples, TCP_OPENED, {"connection_security_policy": "unknown"})) == 4
+    assert select(samples, "istio_build")[0].labels == {"component": "ztunnel", "tag": "unknown"}
 
 
 def test_exposition_edge_cases() -> None:
@@ -287,40 +287,42 @@ def test_exposition_malformed_line_is_named(line: str) -> None:
 # --- ztunnel access logs -------------------------------------------------------------------------------
 
 
-def test_access_log_plain_format() -> None:
-    records = parse_access_log((DATA / "ztunnel_access.log").read_text())
+@pytest.mark.parametrize("log_format", ["plain", "json"])
+def test_access_log_destination_side(log_format: str) -> None:
+    records = parse_access_log(log_text("node2", log_format))  # xds, dns, inpod ... lines are skipped
 
-    assert len(records) == 9  # xds and proxy::inbound lines are not access records
-    opened, inbound, outbound, allow_miss, unauthorized, strict_deny, plaintext, early, timeout = records
-    assert opened.level == "debug" and opened.message == "connection opened" and opened.bytes_sent is None
-    assert inbound.message == "connection complete" and inbound.direction == "inbound"
-    assert inbound.src_identity == CLIENT
-    assert inbound.dst_identity == "spiffe://cluster.local/ns/mp-ambient/sa/echo"
-    assert inbound.dst_hbone_addr == "10.244.2.9:8080" and inbound.fields["dst.addr"] == "10.244.2.9:15008"
-    assert (inbound.bytes_sent, inbound.bytes_recv, inbound.duration_ms, inbound.error) == (512, 96, 3, None)
-    assert outbound.direction == "outbound"
-    assert allow_miss.level == "error"
-    assert (
-        allow_miss.error
-        == "connection closed due to policy rejection: allow policies exist, but none allowed"
-    )
-    assert unauthorized.error == "http status: 401 Unauthorized"
-    assert strict_deny.src_identity is None and strict_deny.dst_hbone_addr is None
-    assert strict_deny.error is not None and strict_deny.error.endswith(
-        "istio-system/istio_converted_static_strict"
-    )
-    assert plaintext.error is None and plaintext.src_identity is None and plaintext.dst_identity is not None
-    assert early.message == "connection failed" and early.level == "warn" and early.src_workload is None
-    assert timeout.error is not None and timeout.error.endswith('deadline has elapsed "after 10s"')
-    assert timeout.duration_ms == 10001
+    assert records and all(r.message == "connection complete" for r in records)
+    allowed = records[0]
+    assert allowed.level == "info" and allowed.direction == "inbound" and allowed.error is None
+    assert (allowed.src_identity, allowed.dst_identity) == (CLIENT, SERVER)
+    assert allowed.src_ip == "10.88.0.10" and allowed.dst_workload == "server-5f7b9c8d4-fghij"
+    assert allowed.dst_hbone_addr == "10.88.0.20:8080" and allowed.fields["dst.addr"] == "10.88.0.20:15008"
+    assert allowed.bytes_sent == 171 and allowed.duration_ms is not None
+    assert allowed.dst_service is None  # local config gives the destination side no Service
+    rejections = [r for r in records if r.error and "policy rejection" in r.error]
+    assert rejections and all(r.level == "error" for r in rejections)
+    plaintext = [r for r in records if r.src_ip == "10.88.0.30"]
+    assert plaintext and all(r.src_identity is None and r.dst_identity is None for r in plaintext)
 
 
-def test_access_log_json_format() -> None:
-    records = parse_access_log((DATA / "ztunnel_access_json.log").read_text())
+def test_access_log_source_side_and_pooled_ports() -> None:
+    source = parse_access_log(log_text("node1"))
+    destination = parse_access_log(log_text("node2"))
 
-    assert len(records) == 2
-    assert records[0].src_identity == CLIENT and records[0].bytes_sent == 512 and records[0].duration_ms == 3
-    assert records[1].src_identity is None and "istio_converted_static_strict" in (records[1].error or "")
+    assert {r.direction for r in source} == {"outbound"}
+    assert "http status: 401 Unauthorized" in {r.error for r in source}  # its view of a deny
+    # The source ztunnel pools HBONE connections: separate requests reuse a source port inbound.
+    inbound_ports = [r.fields["src.addr"] for r in destination if r.src_ip == "10.88.0.10"]
+    assert len(set(inbound_ports)) < len(inbound_ports)
+
+
+def test_access_log_json_is_compact_with_module_path_scopes() -> None:
+    text = log_text("node2", "json")
+    scopes = {json.loads(line)["scope"] for line in text.splitlines() if line.startswith("{")}
+
+    assert "ztunnel::xds" in scopes and "access" in scopes
+    assert '", "' not in text.splitlines()[0]  # compact: no space after separators
+    assert len(parse_access_log(text)) == sum(1 for line in text.splitlines() if '"scope":"access"' in line)
 
 
 def test_access_log_values_quoted_or_not() -> None:
@@ -365,3 +367,17 @@ def test_policy_conditions_typed() -> None:
     assert condition.type == "ZtunnelAccepted" and condition.status == "False"
     assert condition.observed_generation == 2 and generation(policy) == 2
     assert policy_conditions({"metadata": {}}) == []
+
+
+def test_admission_denial_is_read_from_the_api_error() -> None:
+    # The wording of a webhook denial (Kubernetes apiserver admission) as KubeApiError carries it; the
+    # reason is istio/istio@1.27.9 pkg/config/validation/validation.go's, as seen in issue 14.
+    error = (
+        "apply AuthorizationPolicy mp-ambient/meshproof-custom on cluster kind-a failed: 400 Bad Request: "
+        'admission webhook "validation.istio.io" denied the request: configuration is invalid: '
+        "From.Principals is currently not supported with CUSTOM action"
+    )
+    denial = admission_denial(error)
+    assert denial is not None and denial.webhook == "validation.istio.io"
+    assert denial.reason.endswith("From.Principals is currently not supported with CUSTOM action")
+    assert admission_denial("409 Conflict: Apply failed with 1 conflict") is None

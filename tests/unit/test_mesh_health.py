@@ -93,6 +93,8 @@ def test_version_match_is_exact_on_the_patch():
     assert not health.version_matches("1.27.3-redhat\n", "1.27.9")
     assert health.version_matches("1.27.3_ossm\n", "1.27.3")
     assert not health.version_matches("unknown", "1.27.9")
+    dev = health.version_matches("1.30-dev-b01690e6db7d\n", "1.27.9")  # istiod built from master
+    assert not dev and dev.reason == "reported 1.30-dev, requested 1.27.9"
     assert health.image_version("docker.io/istio/pilot:1.27.9-distroless") == "1.27.9-distroless"
     assert health.image_version("registry.redhat.io/x/istio-pilot-rhel9@sha256:abc") == ""
 

@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from fixtures_data.shared_data import upstream
 
 from meshproof import tools
 from meshproof.config import load_config
+from meshproof.mesh import pins
 from meshproof.mesh.install import InstallError, apply_plan, field_satisfied, uninstall
 from meshproof.mesh.plan import build_plan
+from meshproof.mesh.spec import MeshSpec
 from meshproof.wait import Timeouts
 
 TIMEOUTS = Timeouts.scaled(0.01)
@@ -39,6 +42,9 @@ class FakeCluster:
     def apply(self, docs: Sequence[dict[str, Any]], *, test_id: str | None = None) -> list[dict[str, Any]]:
         self.applied.extend(docs)
         return list(docs)
+
+    def get(self, api: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.objects.get((kind, name))
 
     def wait_for_condition(
         self,
@@ -255,3 +261,136 @@ def test_uninstall_reverses_only_what_ran_and_keeps_going():
     assert cluster.deleted[0] == ("ConfigMap", "meshproof-install")
     assert cluster.deleted[-1] == ("Namespace", "istio-system")
     assert not [c for c in runner.calls if c[:2] == ["kind", "delete"]]
+
+
+# --- the Gateway API CRDs (issue 14 item 4) ----------------------------------------------------------------
+
+
+def installed_gateway_api(cluster: FakeCluster, bundle_version: str | None = None) -> None:
+    """Put the real v1.3.0 standard-channel CRDs into the fake cluster (optionally relabelled as another
+    release, to stand for an older cluster)."""
+    for path in sorted(upstream("gateway-api-v1.3.0", "config", "crd", "standard").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        if bundle_version is not None:
+            crd["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"] = bundle_version
+        cluster.objects[("CustomResourceDefinition", crd["metadata"]["name"])] = crd
+
+
+def apply_platform(plan: Any, cluster: FakeCluster, runner: FakeRunner, said: list[str]) -> list[int]:
+    """The platform stage (where the Gateway API step is) against one cluster, collecting progress lines."""
+    return apply_plan(
+        plan,
+        {cluster.name: cluster},
+        timeouts=TIMEOUTS,
+        stages=("platform",),
+        runner=runner,
+        progress=said.append,
+    )
+
+
+def gateway_api_index(plan: Any) -> int:
+    return next(i for i, s in enumerate(plan.steps) if s.title.startswith("Install the Gateway API CRDs"))
+
+
+def kubectl_applies(runner: FakeRunner) -> list[list[str]]:
+    return [c for c in runner.calls if c[:1] == ["kubectl"] and "apply" in c]
+
+
+def test_gateway_api_crds_already_installed_at_the_pinned_version_are_not_downloaded_again():
+    """The fake serves the real v1.3.0 CRDs; what it cannot prove is how a real apiserver stores the
+    annotation (it keeps metadata.annotations as applied, so this is the same read)."""
+    plan = plan_for(provider="existing", mode="ambient")
+    cluster = FakeCluster("cluster1")
+    installed_gateway_api(cluster)
+    said: list[str] = []
+    runner = FakeRunner()
+    executed = apply_platform(plan, cluster, runner, said)
+    assert gateway_api_index(plan) not in executed and kubectl_applies(runner) == []
+    assert any("already in place (5 CRDs installed at v1.3.0 (>= v1.3.0)), skipped" in line for line in said)
+
+
+@pytest.mark.parametrize("older", ["v1.2.1", "v1.3.0-rc.1"])
+def test_older_or_missing_gateway_api_crds_are_installed(older: str):
+    plan = plan_for(provider="existing", mode="ambient")
+    cluster = FakeCluster("cluster1")
+    installed_gateway_api(cluster, bundle_version=older)
+    said: list[str] = []
+    runner = FakeRunner()
+    executed = apply_platform(plan, cluster, runner, said)
+    assert gateway_api_index(plan) in executed
+    assert kubectl_applies(runner)[0][-1] == pins.GATEWAY_API_CRDS_URL
+    assert any(f"is at {older}, below v1.3.0" in line for line in said)
+    # one CRD missing is as good as none
+    installed_gateway_api(cluster)
+    del cluster.objects[("CustomResourceDefinition", "grpcroutes.gateway.networking.k8s.io")]
+    said.clear()
+    again = apply_platform(plan, cluster, FakeRunner(), said)
+    assert gateway_api_index(plan) in again
+    assert any("grpcroutes.gateway.networking.k8s.io is not installed" in line for line in said)
+
+
+def test_offline_refuses_the_download_with_one_line_naming_it_and_the_way_around():
+    plan = plan_for(provider="existing", mode="ambient", offline=True)
+    runner = FakeRunner()
+    with pytest.raises(InstallError) as info:
+        apply_plan(
+            plan,
+            {"cluster1": FakeCluster("cluster1")},
+            timeouts=TIMEOUTS,
+            stages=("platform",),
+            runner=runner,
+        )
+    message = str(info.value)
+    assert f"--offline: not downloading {pins.GATEWAY_API_CRDS_URL}" in message
+    assert "--gateway-api-crds PATH" in message and "\n" not in message
+    assert kubectl_applies(runner) == []
+    # offline with the CRDs already there: nothing to download, nothing refused
+    cluster = FakeCluster("cluster1")
+    installed_gateway_api(cluster)
+    apply_plan(plan, {"cluster1": cluster}, timeouts=TIMEOUTS, stages=("platform",), runner=FakeRunner())
+
+
+def test_a_local_gateway_api_file_is_applied_instead_of_the_url_also_offline(tmp_path: Path):
+    local = tmp_path / "standard-install.yaml"
+    local.write_text("")
+    plan = plan_for(provider="existing", mode="ambient", offline=True, gateway_api_crds=str(local))
+    runner = FakeRunner()
+    apply_plan(
+        plan, {"cluster1": FakeCluster("cluster1")}, timeouts=TIMEOUTS, stages=("platform",), runner=runner
+    )
+    (applied,) = kubectl_applies(runner)
+    assert applied[-2:] == ["--filename", str(local)]
+    assert pins.GATEWAY_API_CRDS_URL not in " ".join(" ".join(c) for c in runner.calls)
+
+
+def test_the_plan_says_which_way_the_gateway_api_crds_come(tmp_path: Path):
+    download = plan_for(provider="kind", mode="ambient").render_text()
+    assert f"downloads: {pins.GATEWAY_API_CRDS_URL}" in download
+    assert "skip when the CRDs gatewayclasses.gateway.networking.k8s.io, " in download
+    assert "gateway.networking.k8s.io/bundle-version >= v1.3.0 (read from the cluster)" in download
+    offline = plan_for(provider="kind", mode="ambient", offline=True).render_text()
+    assert f"--offline: refused unless skipped, as it downloads {pins.GATEWAY_API_CRDS_URL}" in offline
+    local = tmp_path / "crds"
+    local.mkdir()
+    from_file = plan_for(provider="kind", mode="ambient", gateway_api_crds=str(local)).render_text()
+    assert f"Install the Gateway API CRDs v1.3.0 from {local}" in from_file
+    assert f"--filename {local}" in from_file and pins.GATEWAY_API_CRDS_URL not in from_file
+    # the written script says it too (a shell runs it unconditionally; meshproof checks first)
+    written = plan_for(provider="kind", mode="ambient").write(tmp_path / "plan")
+    (script,) = [p for p in written if "gateway-api" in p.name]
+    assert "# meshproof skips this step when the CRDs gatewayclasses" in script.read_text()
+    # how this machine gets the CRDs is not part of what is installed: the fingerprint does not change
+    plain = MeshSpec.from_config(load_config({"provider": "kind"}, env={}))
+    local_spec = MeshSpec.from_config(
+        load_config({"provider": "kind", "gateway_api_crds": str(local), "offline": True}, env={})
+    )
+    assert plain.fingerprint() == local_spec.fingerprint()
+
+
+def test_the_pinned_crd_list_is_the_upstream_standard_channel():
+    standard = upstream("gateway-api-v1.3.0", "config", "crd", "standard")
+    names = sorted(yaml.safe_load(p.read_text())["metadata"]["name"] for p in standard.glob("*.yaml"))
+    assert tuple(names) == pins.GATEWAY_API_STANDARD_CRDS
+    for path in standard.glob("*.yaml"):
+        annotations = yaml.safe_load(path.read_text())["metadata"]["annotations"]
+        assert annotations[pins.GATEWAY_API_BUNDLE_ANNOTATION] == pins.GATEWAY_API_VERSION

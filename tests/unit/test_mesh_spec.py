@@ -95,3 +95,20 @@ def test_mesh_info_labels_follow_the_mode():
     assert sidecar.enrollment_labels() == {"istio-injection": "enabled"}
     assert sidecar.root_namespace == "istio-system"
     assert sidecar.spiffe_id("ns", "sa") == "spiffe://cluster.local/ns/ns/sa/sa"
+
+
+def test_ossm_version_alone_picks_the_istio_that_ossm_version_ships():
+    """`--ossm-version 3.2.0` without `--istio-version` was refused although the message named the fix."""
+    sail_on_ocp = {"provider": "openshift", "installer": "sail"}
+    only_320 = MeshSpec.from_config(load_config({**sail_on_ocp, "ossm_version": "3.2.0"}, env={}))
+    assert (only_320.istio_version, only_320.ossm_version) == ("1.27.3", "3.2.0")
+    newest = MeshSpec.from_config(load_config({**sail_on_ocp, "ossm_version": "3.2.9"}, env={}))
+    assert newest.istio_version == "1.27.9"
+    from_env = load_config(sail_on_ocp, env={"MESHPROOF_OSSM_VERSION": "3.2.0"})
+    assert from_env.istio_version == "1.27.3"
+    # an explicit --istio-version is never overridden (and refused when OSSM does not offer it)
+    explicit = load_config({**sail_on_ocp, "ossm_version": "3.2.0", "istio_version": "1.27.9"}, env={})
+    assert explicit.istio_version == "1.27.9"
+    # where OSSM does not install the mesh, its version changes nothing
+    kind = load_config({"provider": "kind", "installer": "sail", "ossm_version": "3.2.0"}, env={})
+    assert kind.istio_version == "1.27.9"

@@ -92,6 +92,11 @@ def manifests(plan: InstallPlan, cluster: str, kind: str) -> list[dict[str, Any]
     return [m for s in steps_on(plan, cluster) for m in s.manifests if m["kind"] == kind]
 
 
+def east_west(gateways: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The mesh's own gateways, without the gie suite's inference Gateway (its own namespace)."""
+    return [g for g in gateways if g["metadata"]["namespace"] != "meshproof-gie"]
+
+
 def one(items: list[dict[str, Any]]) -> dict[str, Any]:
     assert len(items) == 1, f"expected one object, found {len(items)}"
     return items[0]
@@ -228,7 +233,12 @@ def assert_feature_facts(plan: InstallPlan, cluster: str, view: dict[str, Any]) 
     pools = {n for n in crd_waits if n.startswith("inferencepools.")}
     if has(Feature.GIE):
         group = "inference.networking.k8s.io" if spec.build == "ossm" else "inference.networking.x-k8s.io"
-        assert pools == {f"inferencepools.{group}"}
+        # Both groups' pool CRDs: the watched one, and the other one for the gie suite's control that a
+        # pool istiod does not watch stays unresolved (GIE v1.0 ships both; upstream adds v1.0's v1 CRD).
+        other = "inference.networking.x-k8s.io" if spec.build == "ossm" else "inference.networking.k8s.io"
+        assert pools == {f"inferencepools.{group}", f"inferencepools.{other}"}
+        kustomize = [s for s in steps_on(plan, cluster) if s.command and "--kustomize" in s.command]
+        assert kustomize and all(f"({group}/" in s.title for s in kustomize)
         assert spec.gie_api_version == (f"{group}/v1" if spec.build == "ossm" else f"{group}/v1alpha2")
     else:
         assert not pools
@@ -274,10 +284,10 @@ def assert_multicluster_facts(plan: InstallPlan) -> None:
             assert view["env"]["AMBIENT_ENABLE_MULTI_NETWORK"] == "true"  # istio-facts §8.1
             assert view["ztunnel"]["multiCluster"] == {"clusterName": cluster.name}
             assert view["ztunnel"]["network"] == cluster.network  # top-level from 1.27.3 (§1.2)
-            gateway = one(manifests(plan, cluster.name, "Gateway"))
+            gateway = one(east_west(manifests(plan, cluster.name, "Gateway")))
             assert gateway["spec"]["gatewayClassName"] == "istio-east-west"
         else:
-            gateway = one(manifests(plan, cluster.name, "Gateway"))
+            gateway = one(east_west(manifests(plan, cluster.name, "Gateway")))
             assert gateway["apiVersion"] == "networking.istio.io/v1"
             (server,) = gateway["spec"]["servers"]
             assert (server["port"]["number"], server["tls"]["mode"]) == (15443, "AUTO_PASSTHROUGH")
@@ -337,6 +347,19 @@ def test_upstream_sail_on_kind_uses_the_ztunnel_api_its_release_serves(istio: st
     assert helm_values(plan, plan.spec.primary.name, "sail-operator") == {}
     assert plan.spec.sail is not None
     assert plan.spec.sail.version == pins.UPSTREAM_SAIL_FOR_ISTIO[istio].chart_version
+
+
+@pytest.mark.parametrize("provider", ["kind", "openshift"])
+def test_sail_sidecar_mode_tells_istiod_to_use_the_cni_it_installs(provider: str):
+    # Sail installs IstioCNI in sidecar mode too; istiod's chart defaults pilot.cni.enabled to false and
+    # only OpenShift's platform profile enables it, so on kind pods would get istio-init without this.
+    plan = build_plan(make_config(provider, "sail", "sidecar"))
+    assert manifests(plan, plan.spec.primary.name, "IstioCNI")
+    istio = one(manifests(plan, plan.spec.primary.name, "Istio"))
+    assert istio["spec"]["values"]["pilot"]["cni"] == {"enabled": True}
+    ambient_plan = build_plan(make_config(provider, "sail", "ambient"))
+    ambient = one(manifests(ambient_plan, ambient_plan.spec.primary.name, "Istio"))
+    assert "cni" not in ambient["spec"].get("values", {}).get("pilot", {})
 
 
 def test_openshift_sail_pins_the_ossm_csv_through_manual_approval():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures_data.stand_ins import install_stand_ins
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,15 +27,18 @@ pytest_plugins = ["fixtures.run"]
 @pytest.fixture
 def suite(pytester: pytest.Pytester):
     pytester.makeconftest(PREFLIGHT_PASSES)
-    pytester.makeini("[pytest]\naddopts = --strict-markers\nmarkers =\n" + _markers())
+    pytester.makeini(
+        "[pytest]\naddopts = --strict-markers\n"
+        f"junit_family = {_ini()['junit_family']}\n"  # the repository's choice, as a user's run has it
+        "markers =\n" + "".join(f"    {m}\n" for m in _ini()["markers"])
+    )
     return pytester
 
 
-def _markers() -> str:
+def _ini() -> dict:
     import tomllib
 
-    data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return "".join(f"    {m}\n" for m in data["tool"]["pytest"]["ini_options"]["markers"])
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
 
 
 def read_report(results: Path) -> dict:
@@ -91,7 +95,7 @@ def test_report_records_outcomes_features_and_unsupported(suite: pytest.Pytester
         "test_fails": "failed",
     }
     reasons = {r["name"].split("::")[1]: r["reason"] for r in data["notRun"]}
-    assert "needs sidecar mode; this run installed the mesh in ambient mode" in reasons["test_sidecar_only"]
+    assert "needs sidecar mode; this run is for ambient mode (--mode ambient)" in reasons["test_sidecar_only"]
     assert "add --features gie" in reasons["test_needs_gie"]
     assert data["results"]["mtls"]["result"] == "passed"  # unsupported tests do not make it partial
     assert data["results"]["authz"]["failed"] == 1
@@ -120,7 +124,12 @@ def test_report_is_written_when_the_run_is_interrupted(suite: pytest.Pytester, t
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = read_report(results)
     assert data["status"] == "interrupted"
-    assert [t["outcome"] for t in data["tests"]] == ["passed"]
+    # every selected test is in the report: the ones the interruption stopped as notRun
+    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {
+        "test_first": "passed",
+        "test_second": "notRun",
+        "test_third": "notRun",
+    }
 
 
 def test_sigterm_interrupts_and_still_writes_the_report(
@@ -138,7 +147,11 @@ def test_sigterm_interrupts_and_still_writes_the_report(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = read_report(results)
     assert data["status"] == "interrupted"
-    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {"test_first": "passed"}
+    assert {t["name"].split("::")[1]: t["outcome"] for t in data["tests"]} == {
+        "test_first": "passed",
+        "test_killed": "notRun",
+        "test_never": "notRun",
+    }
 
 
 def test_xdist_workers_share_the_run_and_the_controller_writes_one_report(
@@ -196,7 +209,8 @@ def test_preflight_stops_before_the_first_test_with_one_message(
     assert "kind" in line and "docker" in line
     assert "meshproof tools install kind" in output  # how to get what is missing
     data = read_report(results)
-    assert data["status"] == "aborted" and "cannot run the suites" in data["abortReason"]
+    assert data["status"] == "aborted" and "cannot run the suites" in data["abortReason"]["message"]
+    assert data["abortReason"]["phase"] == "preflight"
 
 
 def test_collect_only_needs_no_cluster(pytester: pytest.Pytester, tmp_path: Path, monkeypatch):
@@ -243,3 +257,149 @@ def test_impossible_combination_is_refused_before_looking_for_tools(
     (line,) = [ln for ln in result.stdout.lines + result.stderr.lines if "cannot run the suites" in ln]
     assert "nftables" in line and "sidecar" in line
     assert read_report(results)["status"] == "aborted"
+
+
+# --- verdicts: exit codes and statuses that mean something --------------------------------------------
+
+MODE_TESTS = """
+import pytest
+
+@pytest.mark.mtls
+@pytest.mark.sidecar
+def test_sidecar_only():
+    pass
+
+@pytest.mark.authz
+def test_skips_itself():
+    pytest.skip("known issue: upstream bug")
+
+@pytest.mark.authz
+def test_passes():
+    pass
+
+@pytest.mark.authz
+def test_fails():
+    assert False, "denied call went through"
+"""
+
+EXIT_RULES = {
+    "conformant": (["-k", "passes"], 0, "conformant: 1 passed"),
+    "a failure": (["-k", "passes or fails"], 1, "not conformant: 1 test(s) failed or errored"),
+    "no test selected": (["-m", "gie"], 5, "not conformant: no test was selected"),
+    "unknown marker": (["-m", "ambeint"], 4, "not conformant: aborted during selection"),
+    "every test unsupported": (["-m", "sidecar"], 5, "every selected test (1) is unsupported"),
+    "zero passed": (["-k", "skips_itself or sidecar_only"], 5, "no test passed (1 skipped, 1 unsupported)"),
+}
+
+
+@pytest.mark.parametrize("rule", EXIT_RULES)
+def test_exit_code_follows_the_verdict(rule: str, suite: pytest.Pytester, tmp_path: Path):
+    args, exit_code, reason = EXIT_RULES[rule]
+    suite.makepyfile(test_modes=MODE_TESTS)
+    results = tmp_path / "results"
+    result = suite.runpytest(
+        "--mode", "ambient", "--results-dir", str(results), "-p", "no:cacheprovider", *args
+    )
+    assert result.ret == exit_code
+    data = read_report(results)
+    assert data["verdict"]["exitCode"] == exit_code and reason in data["verdict"]["reason"]
+    lines = [ln for ln in result.outlines if ln.startswith("meshproof: ") and "conformant" in ln]
+    assert len(lines) == 1 and reason in lines[0]  # one line saying which
+    if rule == "unknown marker":
+        assert data["status"] == "aborted" and data["abortReason"]["phase"] == "selection"
+        assert "ambeint" in data["abortReason"]["message"]
+
+
+def test_a_usage_error_is_one_line_and_exit_4(suite: pytest.Pytester):
+    suite.makepyfile(test_modes=MODE_TESTS)
+    result = suite.runpytest("--mode", "bogus", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    errors = [ln for ln in result.errlines + result.outlines if "meshproof:" in ln]
+    assert len(errors) == 1 and "--mode" in errors[0]
+
+
+def test_failed_tests_carry_their_failure_message(suite: pytest.Pytester, tmp_path: Path):
+    suite.makepyfile(test_modes=MODE_TESTS)
+    results = tmp_path / "results"
+    suite.runpytest("--mode", "ambient", "--results-dir", str(results), "-p", "no:cacheprovider")
+    tests = {t["name"].split("::")[1]: t for t in read_report(results)["tests"]}
+    assert tests["test_fails"]["failure"].startswith("AssertionError: denied call went through")
+    assert "failure" not in tests["test_passes"]
+
+
+def test_evidence_properties_reach_junit_xml(suite: pytest.Pytester, tmp_path: Path):
+    """junit_family xunit2 dropped every record_property; the repository's family keeps them."""
+    import xml.etree.ElementTree as ET
+
+    suite.makepyfile(
+        "def test_identity(record_property):\n"
+        "    record_property('evidence.identity', 'spiffe://cluster.local/ns/a/sa/client')\n"
+    )
+    results = tmp_path / "results"
+    result = suite.runpytest("--results-dir", str(results), "-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert "incompatible with junit_family" not in result.stdout.str()
+    case = ET.parse(results / "junit.xml").getroot().find(".//testcase")
+    assert case is not None
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["evidence.identity"] == "spiffe://cluster.local/ns/a/sa/client"
+
+
+# --- provisioning that fails: abortReason, notRun, one message, live progress ---------------------------
+
+
+def test_provisioning_failure_aborts_the_run_and_the_report_explains_it(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The real kind provider and executor, against a stand-in kind that refuses `create cluster`."""
+    pytester.makeconftest(
+        PREFLIGHT_PASSES.replace('["fixtures.run"]', '["fixtures.run", "fixtures.clusters"]')
+    )
+    pytester.makeini("[pytest]\nmarkers =\n" + "".join(f"    {m}\n" for m in _ini()["markers"]))
+    pytester.makepyfile(
+        test_cluster=(
+            "import pytest\n"
+            "@pytest.mark.authz\n"
+            "def test_first(cluster):\n    pass\n"
+            "@pytest.mark.mtls\n"
+            "def test_second(cluster):\n    pass\n"
+            "def test_third():\n    pass\n"
+        )
+    )
+    monkeypatch.setenv("PATH", install_stand_ins(tmp_path / "bin", ("kind",)))
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("MESHPROOF_CACHE_DIR", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    result = pytester.run(
+        sys.executable, "-m", "pytest", "--provider", "kind", "--results-dir", str(results),
+        "-p", "no:cacheprovider", timeout=120,
+    )  # fmt: skip
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 2, output
+    # the error, once; pytest's own short-summary line (`ERROR test_x - …`, cut to the terminal width)
+    # may or may not reach the refusal text depending on the temp path's length, so it is not counted
+    body = "\n".join(ln for ln in output.splitlines() if not ln.startswith("ERROR "))
+    assert body.count("line one of the refusal") == 1, output
+    # live progress on the terminal, not only under "Captured stdout" after the failure
+    assert "Captured stdout" not in output
+    progress = [ln for ln in result.outlines if ln.startswith("meshproof: [0:")]
+    assert any("step 1/" in ln and "running" in ln for ln in progress), output
+    data = read_report(results)
+    assert data["status"] == "aborted"
+    abort = data["abortReason"]
+    assert abort["phase"] == "provisioning"
+    assert abort["step"].startswith("step 1/") and "on meshproof" in abort["step"]
+    assert abort["command"].split()[1:3] == ["create", "cluster"]
+    assert abort["stderr"][-2:] == [
+        "stand-in kind: line one of the refusal",
+        f"stand-in kind: cannot {abort['command'].split(' ', 1)[1]}",
+    ]
+    outcomes = {t["name"].split("::")[1]: (t["outcome"], t.get("reason", "")) for t in data["tests"]}
+    assert outcomes == {
+        "test_first": ("notRun", "aborted during provisioning"),
+        "test_second": ("notRun", ""),
+        "test_third": ("notRun", ""),
+    }
+    assert data["results"]["authz"]["result"] == "notRun"  # no feature is blamed
+    assert data["verdict"]["exitCode"] == 2
+    assert "aborted during provisioning (step 1/" in data["verdict"]["reason"]

@@ -7,6 +7,7 @@ the pinned sums (this machine cannot reach the download hosts).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -44,9 +45,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     path_dir = tmp_path / "path"
     path_dir.mkdir()
     cache = tmp_path / "cache"
+    checkout = tmp_path / "checkout" / ".cache" / "bin"
     monkeypatch.setenv("PATH", str(path_dir))
     monkeypatch.setenv(tools.CACHE_ENV, str(cache))
-    return {"path": path_dir, "cache": cache, "bin": cache / "bin"}
+    monkeypatch.delenv("MESHPROOF_FORTIO", raising=False)
+    monkeypatch.setattr(tools, "checkout_bin_dir", lambda: checkout)
+    return {"path": path_dir, "cache": cache, "bin": cache / "bin", "checkout": checkout}
 
 
 # --- platforms ---------------------------------------------------------------------------------------------
@@ -95,6 +99,9 @@ def test_this_machine_is_a_supported_platform() -> None:
         ),
         ("istioctl", "1.27.9\n", "1.27.9"),
         ("istioctl", "client version: 1.27.9\n", "1.27.9"),
+        # istioctl built from master (issue 14: the run against istiod 1.30-dev); the commit is left off
+        ("istioctl", "client version: 1.30-dev-b01690e6db7d\n", "1.30-dev"),
+        ("istioctl", "client version: 1.28.0-beta.1\n", "1.28.0-beta.1"),
         ("helm", "v3.19.2+g8766e71\n", "3.19.2"),
         ("fortio", "1.75.1 h1:abc= go1.24.6 amd64 linux\n", "1.75.1"),
     ],
@@ -137,6 +144,11 @@ def test_unpinned_probes_read_docker_and_oc() -> None:
         ("3.12.0", "3.19.2", VersionPolicy.SAME_MAJOR, True),
         ("4.0.0", "3.19.2", VersionPolicy.SAME_MAJOR, False),
         ("garbage", "3.19.2", VersionPolicy.SAME_MAJOR, False),
+        # development and pre-release builds: never the exact release, but of their own minor
+        ("1.30-dev", "1.27.9", VersionPolicy.EXACT, False),
+        ("1.30-dev", "1.27.9", VersionPolicy.SAME_MINOR, False),
+        ("1.27-dev", "1.27.9", VersionPolicy.SAME_MINOR, True),
+        ("1.27.9-beta.1", "1.27.9", VersionPolicy.EXACT, False),
     ],
 )
 def test_version_compatible(found: str, wanted: str, policy: VersionPolicy, ok: bool) -> None:
@@ -335,6 +347,41 @@ def test_find_tool_ignores_a_non_executable_cache_file(isolated: dict[str, Path]
         tools.find_tool("kind")
 
 
+FORTIO_1_68 = 'echo "1.68.2 h1:abc= go1.24.4 amd64 linux"'
+
+
+def test_doctor_tools_list_and_bench_find_fortio_in_the_same_place(
+    isolated: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `setup.sh --dev` fortio is in the checkout's .cache/bin: every command must find it there
+    (doctor and `tools list` said "missing" while `bench local` used it)."""
+    from meshproof.bench.fortio import find_fortio
+    from meshproof.commands import tools as tools_command
+    from meshproof.commands.doctor import check_tool
+
+    built = write_exe(isolated["checkout"], "fortio", FORTIO_1_68)
+    write_exe(isolated["bin"], "fortio", 'echo "1.75.1 h1:abc= go1.25 amd64 linux"')
+
+    assert tools.find_tool("fortio") == built == find_fortio()
+    doctor = check_tool("fortio", wanted="", required=False)
+    assert doctor.ok and doctor.detail == f"{built} 1.68.2"
+    tools_command.cmd_list(argparse.Namespace())
+    listed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fortio "))
+    assert str(built) in listed and "1.68.2" in listed
+
+
+def test_the_fortio_override_wins_and_a_bad_one_is_an_error_not_skipped(
+    isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_exe(isolated["checkout"], "fortio", FORTIO_1_68)
+    mine = write_exe(isolated["path"].parent / "mine", "fortio", FORTIO_1_68)
+    monkeypatch.setenv("MESHPROOF_FORTIO", str(mine))
+    assert tools.find_tool("fortio") == mine
+    monkeypatch.setenv("MESHPROOF_FORTIO", str(mine.parent / "typo"))
+    with pytest.raises(tools.ToolMissing, match=r"\$MESHPROOF_FORTIO=.*/typo is not an executable file"):
+        tools.find_tool("fortio")
+
+
 def test_tool_missing_is_one_line_with_how_to_install(isolated: dict[str, Path]) -> None:
     with pytest.raises(tools.ToolMissing) as info:
         tools.find_tool("fortio")
@@ -363,12 +410,27 @@ def test_inspect_tool_statuses(isolated: dict[str, Path]) -> None:
     write_exe(isolated["path"], "helm", 'echo "v4.0.0+gabc"')
     mismatch = tools.inspect_tool("helm")
     assert (mismatch.status, mismatch.found) == ("version-mismatch", "4.0.0")
-    assert "wants 3.19.2" in mismatch.detail
+    assert "found 4.0.0, this run targets 3.x (same-major)" in mismatch.detail
     write_exe(isolated["path"], "helm", 'echo "v3.18.6+gabc"')
     assert tools.inspect_tool("helm").status == "ok"
     # wanted="" means presence only
     write_exe(isolated["path"], "helm", 'echo "v4.0.0+gabc"')
     assert tools.inspect_tool("helm", wanted="").status == "ok"
+
+
+def test_a_development_istioctl_is_read_and_named_not_unreadable(isolated: dict[str, Path]) -> None:
+    """Issue 14 item 3: the real `istioctl version --remote=false` of a master build was reported as
+    "could not read the version ... exit 0"; it is a version, just not the one this run targets."""
+    write_exe(isolated["path"], "istioctl", 'echo "client version: 1.30-dev-b01690e6db7d"')
+    exact = tools.inspect_tool("istioctl")
+    assert (exact.status, exact.found) == ("version-mismatch", "1.30-dev")
+    assert "found 1.30-dev, this run targets 1.27.9" in exact.detail
+    assert "could not read" not in exact.detail
+    minor = tools.inspect_tool("istioctl", policy=VersionPolicy.SAME_MINOR)
+    assert "found 1.30-dev, this run targets 1.27.x" in minor.detail
+    # the control: a 1.27 build of the same shape fits the minor
+    write_exe(isolated["path"], "istioctl", 'echo "client version: 1.27-dev-b01690e6db7d"')
+    assert tools.inspect_tool("istioctl", policy=VersionPolicy.SAME_MINOR).status == "ok"
 
 
 # --- run() -------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """MeshEvidence (fixtures/traffic.py): which ztunnel it asks, what it retries, what it hands the checks.
 
-Fakes stand in for the cluster and for istioctl; the outputs have the formats of output-formats §2.4
-(ztunnel-config certificates -o json) and §4.2 (ztunnel access log). What this cannot prove: that a real
-ztunnel or istioctl answers these commands this way, or how long evidence takes to appear on a cluster.
+Fakes stand in for the cluster and for istioctl; access logs and metrics are real ztunnel 1.27.9 output
+(../shared/captures), certificate dumps have the format of output-formats §2.4. What this cannot prove:
+how long evidence takes to appear on a cluster.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import fixtures_data.ztunnel_captures as captured
 import pytest
+from fixtures_data.ztunnel_captures import log_text
 
 import fixtures.traffic as traffic_fixtures
 from fixtures.traffic import MeshEvidence
-from meshproof.checks.ambient import ztunnel_access_log_identity
+from meshproof.checks.ambient import PolicyRejection, ztunnel_access_log_identity
 from meshproof.evidence.collect import Istioctl
 from meshproof.wait import Timeouts, WaitTimeout, eventually
 from meshproof.workloads import Workload, WorkloadClass
@@ -150,27 +152,77 @@ def test_a_certificate_that_never_becomes_available_times_out_naming_the_identit
 
 
 def test_access_log_window_covers_only_this_tests_traffic_and_istioctl_is_not_needed() -> None:
-    line = (
-        "2026-11-26T10:00:00.123456Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.17:51234 "
-        'src.workload="client-5d8f7c9b4-x2k9q" src.namespace="mp-run-ambient" '
-        f'src.identity="{CLIENT_ID}" dst.addr=10.244.2.9:15008 dst.hbone_addr=10.244.2.9:8080 '
-        'dst.service="server.mp-run-ambient.svc.cluster.local" dst.workload="server-7f6d-abcde" '
-        'dst.namespace="mp-run-ambient" dst.identity="spiffe://cluster.local/ns/mp-run-ambient/sa/server" '
-        'direction="inbound" bytes_sent=512 bytes_recv=96 duration="3ms"\n'
-    )
-    cluster = FakeCluster(log_text=line)
+    cluster = FakeCluster(log_text=log_text("node2"))
     calls: list[str] = []
     seen = evidence(cluster, None, calls)
     seen.require_access_log(
         "ztunnel-kind-worker",
         time.time(),
-        lambda records: ztunnel_access_log_identity(records, CLIENT_ID),
+        lambda records: ztunnel_access_log_identity(records, captured.CLIENT),
         "the client's identity is logged",
     )
     ((pod, namespace, since),) = cluster.log_requests
     assert (pod, namespace) == ("ztunnel-kind-worker", "istio-system")
     assert since is not None and 5 <= since <= 10
     assert calls == []  # istioctl is resolved lazily: a log-only check does not need it installed
+
+
+SERVER_POD = {"metadata": {"name": captured.SERVER_POD}, "spec": {"nodeName": "kind-worker"}}
+
+
+def rejecting_evidence(monkeypatch: pytest.MonkeyPatch, log: str) -> tuple[MeshEvidence, list[str]]:
+    """MeshEvidence over the destination ztunnel's real log, whose metrics are scraped twice: before
+    the calls (the capture) and after (the same ztunnel after 20 repeats of each case)."""
+    scrapes = [captured.metrics("node2"), captured.metrics("node2", after_repeat=True)]
+    scraped: list[str] = []
+
+    def scrape(self: MeshEvidence, pod: str) -> list[Any]:
+        scraped.append(pod)
+        return scrapes.pop(0)
+
+    monkeypatch.setattr(MeshEvidence, "ztunnel_metrics", scrape)
+    return evidence(FakeCluster(log_text=log), None), scraped
+
+
+def test_ztunnel_rejects_needs_the_named_policy_for_this_client_and_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen, scraped = rejecting_evidence(monkeypatch, log_text("node2"))
+    namespace, name = captured.DENY_BY_PRINCIPAL.split("/")
+
+    with seen.ztunnel_rejects(
+        SERVER_POD,
+        PolicyRejection.denied_by(namespace, name),
+        src_identity=captured.CLIENT,
+        dst_identity=captured.SERVER,
+    ):
+        pass  # the test's denied calls run here
+    assert scraped == ["ztunnel-kind-worker", "ztunnel-kind-worker"]  # baseline, then after the calls
+
+
+def test_ztunnel_rejects_refuses_a_closed_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed_port_only = "\n".join(line for line in log_text("node2").splitlines() if "10.88.0.20:9090" in line)
+    seen, _ = rejecting_evidence(monkeypatch, closed_port_only)
+    namespace, name = captured.DENY_BY_PRINCIPAL.split("/")
+
+    with (
+        pytest.raises(WaitTimeout, match="policy rejections seen: none"),
+        seen.ztunnel_rejects(
+            SERVER_POD, PolicyRejection.denied_by(namespace, name), src_identity=captured.CLIENT
+        ),
+    ):
+        pass
+
+
+def test_through_waypoint_refuses_a_call_that_went_straight_to_the_server() -> None:
+    client_pod = {"metadata": {"name": "client"}, "spec": {"nodeName": "kind-worker"}}
+    seen = evidence(FakeCluster(log_text=log_text("node1")), None)
+
+    with (
+        pytest.raises(WaitTimeout, match="did not go through it"),
+        seen.through_waypoint(client_pod, captured.CLIENT, "spiffe://cluster.local/ns/server-ns/sa/waypoint"),
+    ):
+        pass
 
 
 def test_missing_identity_in_the_log_fails_with_the_checks_reason() -> None:

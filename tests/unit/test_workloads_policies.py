@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from filelock import Timeout
 
+from meshproof.checks.ambient import PolicyRejection
 from meshproof.policies import (
     AppliedPolicies,
     AuthzPath,
@@ -102,6 +103,25 @@ def test_actions_and_providers_are_validated() -> None:
         authorization_policy("p", server, "CUSTOM", [Rule()])
     with pytest.raises(ValueError, match="provider"):
         authorization_policy("p", server, "ALLOW", [Rule()], provider="ext-authz")
+
+
+@pytest.mark.parametrize(
+    ("rule", "field"),
+    [
+        (Rule(principals=("cluster.local/ns/a/sa/client",)), "From.Principals"),
+        (Rule(namespaces=("a",), ports=(8080,)), "From.Namespaces"),
+    ],
+)
+def test_custom_refuses_the_sources_istio_validation_refuses(rule: Rule, field: str) -> None:
+    # istio/istio@1.27.9 pkg/config/validation/validation.go: "<field> is currently not supported with
+    # CUSTOM action"; the validation webhook denies such a policy.
+    server = Workload(WorkloadClass.AMBIENT, "mp-ambient", "server")
+    with pytest.raises(ValueError, match=f"{field} is not supported with CUSTOM"):
+        authorization_policy("p", server, "CUSTOM", [rule], provider="ext-authz")
+
+    on_port = authorization_policy("p", server, "CUSTOM", [Rule(ports=(8080,))], provider="ext-authz")
+    assert on_port["spec"]["rules"] == [{"to": [{"operation": {"ports": ["8080"]}}]}]
+    assert "from" not in on_port["spec"]["rules"][0]
     with pytest.raises(ValueError, match="unknown"):
         authorization_policy("p", server, "LOG", [Rule()])
 
@@ -151,8 +171,27 @@ def test_each_path_expects_the_deny_its_proxy_produces(
 ) -> None:
     path = AuthzPath(workload_class, scheme)
     assert path.id == path_id and path.port == port
-    assert path.denied()(denial)
-    assert not path.denied()(not_denial)
+    expected = path.denied(PolicyRejection.denied_by("ns", "deny"))
+    assert expected.check(denial)
+    assert not expected.check(not_denial)
+
+
+@pytest.mark.parametrize("scheme", ["http", "tcp"])
+def test_a_ztunnel_deny_carries_the_rejection_its_ztunnel_must_log(scheme: Any) -> None:
+    rejection = PolicyRejection.denied_by("mp-ambient", "meshproof-deny")
+
+    ambient = AuthzPath(WorkloadClass.AMBIENT, scheme).denied(rejection)
+    assert ambient.ztunnel_rejection == rejection
+    assert ambient.ztunnel_rejection.error == (
+        "connection closed due to policy rejection: explicitly denied by: mp-ambient/meshproof-deny"
+    )
+    # Envoy's denies are their own evidence: nothing for a ztunnel to attribute.
+    assert AuthzPath(WorkloadClass.SIDECAR, scheme).denied(rejection).ztunnel_rejection is None
+    assert AuthzPath(WorkloadClass.WAYPOINT, scheme).denied(rejection).ztunnel_rejection is None
+    miss = AuthzPath(WorkloadClass.AMBIENT, scheme).denied(PolicyRejection.no_allow_matched())
+    assert miss.ztunnel_rejection is not None and miss.ztunnel_rejection.error.endswith(
+        "allow policies exist, but none allowed"
+    )
 
 
 def test_allowed_means_2xx_for_http_and_the_echo_for_tcp() -> None:
