@@ -51,7 +51,17 @@ def pytest_load_initial_conftests(
 ) -> None:
     """Redo pytest's rootdir/ini choice now that option values are no longer mistaken for test paths."""
     ns = early_config.known_args_namespace  # parsed again by pytest after the entry points loaded
-    rootpath, inipath, inicfg, ignored = _determine_setup(early_config, ns)
+    try:
+        rootpath, inipath, inicfg, ignored = _determine_setup(early_config, ns)
+    except (ImportError, TypeError, ValueError) as exc:  # pytest internals moved: keep pytest's own choice
+        early_config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"meshproof: cannot re-check the rootdir on this pytest ({exc}); write file options as "
+                "--option=VALUE"
+            ),
+            stacklevel=2,
+        )
+        return
     if (rootpath, inipath) == (early_config.rootpath, early_config.inipath):
         return  # the common case: nothing was mistaken
     had_ini = early_config.inipath is not None
