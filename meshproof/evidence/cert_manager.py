@@ -6,11 +6,10 @@ returned or logged. Nothing here decides: meshproof.checks.ca_chain judges.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-from meshproof.evidence.errors import EvidenceCollectionError
+from meshproof.evidence.errors import EvidenceCollectionError, EvidenceParseError
+from meshproof.evidence.ztunnel_config import decode_base64_pem
 from meshproof.kube_api import ObjectGetter, ObjectLister
 
 CERT_MANAGER_API = "cert-manager.io/v1"
@@ -20,14 +19,13 @@ ISTIOD_CA_KEY = "ca-cert.pem"
 
 
 def _secret_certificate(secret: dict[str, Any] | None, key: str, what: str) -> str | None:
-    data = (secret or {}).get("data") or {}
-    encoded = data.get(key)
+    encoded = ((secret or {}).get("data") or {}).get(key)
     if not encoded:
         return None
     try:
-        text = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise EvidenceCollectionError(f"{what} key {key} is not base64 PEM: {exc}") from exc
+        text = decode_base64_pem(encoded, f"{what} key {key}")
+    except EvidenceParseError as exc:
+        raise EvidenceCollectionError(str(exc)) from exc
     if "-----BEGIN CERTIFICATE-----" not in text:
         raise EvidenceCollectionError(f"{what} key {key} holds no PEM certificate")
     return text

@@ -123,5 +123,5 @@ def test_missing_issuer_and_absent_istiod_ca() -> None:
         issuer_ca_pem(Secrets({}), "istio-system")
     assert istiod_ca_pem(Secrets({}), "istio-system") is None
     broken = Secrets({("Secret", "istio-ca-secret"): {"data": {"ca-cert.pem": "@@@"}}})
-    with pytest.raises(EvidenceCollectionError, match="not base64 PEM"):
+    with pytest.raises(EvidenceCollectionError, match="not base64-encoded PEM"):
         istiod_ca_pem(broken, "istio-system")
