@@ -230,7 +230,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
         if raw is None or raw == "":
             continue
         if opt.flag_kind == "bool":
-            values[opt.dest] = _parse_bool(raw, opt.env_name)
+            values[opt.dest] = parse_bool(raw, opt.env_name)
         elif opt.flag_kind == "append":
             values[opt.dest] = [c.strip() for c in raw.split(",") if c.strip()]
         else:
@@ -272,10 +272,14 @@ def _build(values: dict[str, object]) -> RunConfig:
             fields["timeout_scale"] = _parse_scale(value)
         elif dest in ("istio_version", "ossm_version"):
             fields[dest] = _parse_version(str(value), "--" + dest.replace("_", "-"))
-        elif dest in ("reuse_cluster", "keep_cluster", "keep_on_failure", "offline"):
-            fields[dest] = _parse_bool(value, "--" + dest.replace("_", "-"))
-        elif dest == "install_over_existing_mesh":
-            fields[dest] = _parse_bool(value, "--install-over-existing-mesh")
+        elif dest in (
+            "reuse_cluster",
+            "keep_cluster",
+            "keep_on_failure",
+            "offline",
+            "install_over_existing_mesh",
+        ):
+            fields[dest] = parse_bool(value, "--" + dest.replace("_", "-"))
         elif dest in ("provider", "mode", "installer", "revision_strategy"):
             fields[dest] = _parse_choice(value, _OPTIONS_BY_DEST[dest])
         elif dest in ("kubeconfig", "results_dir"):
@@ -359,7 +363,7 @@ def _parse_scale(value: object) -> float:
     return scale
 
 
-def _parse_bool(value: object, name: str) -> bool:
+def parse_bool(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()

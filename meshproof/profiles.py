@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 from meshproof.config import ConfigError, Feature, RunConfig
 
-# Benchmarks measure cost; they are never part of a conformance claim.
-NOT_BENCHMARK = "not benchmark"
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -27,11 +24,6 @@ class Profile:
     optional: str = ""  # marker expression: tests that run and are reported, but do not decide
     mode: str | None = None  # the mesh mode the profile is certified in; None: the run's --mode
     features: tuple[Feature, ...] = ()  # features the run must enable
-
-    def selection(self) -> str:
-        """The -m expression the run uses: every required and optional test."""
-        parts = [f"({self.required})"] + ([f"({self.optional})"] if self.optional else [])
-        return f"({' or '.join(parts)}) and {NOT_BENCHMARK}"
 
     def check_run(self, cfg: RunConfig) -> None:
         """Raise ConfigError (one line) when the run's options cannot earn this profile."""

@@ -725,7 +725,7 @@ def inspect_tool(name: str, *, wanted: str | None = None, policy: VersionPolicy 
 _SECRET_FLAG = re.compile(r"(?i)^(--?[\w-]*(?:token|password|secret|client-key)[\w-]*)(=.*)?$")
 
 
-def _redact_args(args: Sequence[str]) -> list[str]:
+def redact_args(args: Sequence[str]) -> list[str]:
     """Mask values of secret-looking flags (`--token=x`, `--password x`) so logs never carry them."""
     out: list[str] = []
     hide_next = False
@@ -746,7 +746,7 @@ def _redact_args(args: Sequence[str]) -> list[str]:
 
 
 def _display(args: Sequence[str], limit: int = 160) -> str:
-    text = shlex.join(_redact_args([str(a) for a in args]))
+    text = shlex.join(redact_args([str(a) for a in args]))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -23,8 +23,20 @@ from meshproof.reporting.conformance import REPORT_FILENAME
 from meshproof.reporting.results_dir import prepare_results_dir, reuse_requested
 from meshproof.reporting.verdict import judge
 
-# pytest arguments that narrow the selection: a profile's selection is fixed.
-NARROWING_ARGS = ("-m", "-k", "--deselect", "--lf", "--last-failed", "--sw", "--stepwise")
+# pytest arguments that narrow the selection: a profile's selection is fixed. The pytest plugin refuses the
+# same ones (fixtures/run.py); this pre-check says so before a child pytest starts.
+NARROWING_ARGS = (
+    "-m",
+    "-k",
+    "--deselect",
+    "--ignore",
+    "--ignore-glob",
+    "--lf",
+    "--last-failed",
+    "--sw",
+    "--stepwise",
+)
+VALUED_ARGS = ("-m", "-k", "--deselect", "--ignore", "--ignore-glob")
 
 
 def register(subparsers: Any) -> None:
@@ -101,7 +113,7 @@ def narrowing_args(pytest_args: list[str]) -> list[str]:
             takes_value = False
         elif arg in NARROWING_ARGS:
             found.append(arg)
-            takes_value = arg in ("-m", "-k", "--deselect")
+            takes_value = arg in VALUED_ARGS
         elif arg.split("=")[0] in NARROWING_ARGS or arg[:2] in ("-m", "-k"):
             found.append(arg)  # --deselect=x, -mmtls
         elif not arg.startswith("-") and ("::" in arg or Path(arg).exists()):

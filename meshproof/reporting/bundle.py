@@ -40,7 +40,16 @@ _COMPRESSED_MAGIC = {
     b"\x28\xb5\x2f\xfd": "zstd",
 }
 # What a credential looks like inside a binary file the text redactor cannot rewrite.
-_BINARY_SECRET_MARKERS = (b"PRIVATE KEY-----", b"client-key-data", b"LS0tLS1CRUdJTi", b"Bearer ")
+_BINARY_SECRET_MARKERS = (
+    b"PRIVATE KEY-----",
+    b"client-key-data",
+    b"LS0tLS1CRUdJTi",
+    b"Bearer ",
+    b"eyJhbGci",  # a JWT's header, as service-account tokens start
+    b"token:",
+)
+# An uncompressed tar archive (its magic sits at offset 257): its members are files the redactor never saw.
+_TAR_MAGIC_OFFSET, _TAR_MAGIC = 257, b"ustar"
 _GIT_TIMEOUT_S = 5
 # Bundles are for humans to review; anything larger is a raw dump that belongs in artifacts storage.
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
@@ -96,6 +105,8 @@ def bundle_member(data: bytes, redact: Callable[[str], str]) -> tuple[bytes, str
     for magic, kind in _COMPRESSED_MAGIC.items():
         if data.startswith(magic):
             return b"", f"{kind}-compressed: its content cannot be checked for secrets"
+    if data[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + len(_TAR_MAGIC)] == _TAR_MAGIC:
+        return b"", "tar archive: its members cannot be checked for secrets"
     if any(marker in data for marker in _BINARY_SECRET_MARKERS):
         return b"", "binary content that looks like it holds a private key or token"
     return data, None

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from meshproof.config import ConfigError
+from meshproof.config import ConfigError, parse_bool
 
 REUSE_ENV = "MESHPROOF_REUSE_RESULTS"
 MARKER = ".meshproof-results"
@@ -22,12 +22,8 @@ _WRITTEN_BY_MESHPROOF = (MARKER, "conformance-report.yaml")
 
 
 def reuse_requested(env: Mapping[str, str] | None = None) -> bool:
-    value = (os.environ if env is None else env).get(REUSE_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{REUSE_ENV}: '{value}' is not a boolean (1/0)")
+    value = (os.environ if env is None else env).get(REUSE_ENV, "").strip()
+    return bool(value) and parse_bool(value, REUSE_ENV)
 
 
 def prepare_results_dir(path: Path, run_id: str, *, reuse: bool) -> Path:

@@ -39,9 +39,10 @@ def judge(report: Mapping[str, Any]) -> Verdict:
     abort = report.get("abortReason")
     abort_message = abort.get("message", "") if isinstance(abort, Mapping) else str(abort or "")
     if status == "aborted":
-        # stopped before the first test (preflight, selection, usage): 4; part-way (provisioning): 2
+        # stopped before the first test (preflight, selection, usage): 4; part-way (provisioning): 2;
+        # pytest's own internal error: 3, as pytest itself exits
         phase = abort_phase(report)
-        exit_code = ExitCode.STOPPED if phase == "provisioning" else ExitCode.NOT_STARTED
+        exit_code = PHASE_EXIT_CODES.get(phase, ExitCode.NOT_STARTED)
         step = abort.get("step") if isinstance(abort, Mapping) else None
         # the error itself was printed once already; this line names where it happened
         where = f"aborted during {phase}" if phase else "aborted"
@@ -87,6 +88,9 @@ def judge(report: Mapping[str, Any]) -> Verdict:
 def required_not_passed(report: Mapping[str, Any]) -> list[dict[str, str]]:
     profile = report.get("profile") or {}
     return [dict(t) for t in profile.get("required", []) if t.get("outcome") != "passed"]
+
+
+PHASE_EXIT_CODES = {"provisioning": ExitCode.STOPPED, "internal": ExitCode.INTERNAL}
 
 
 def abort_phase(report: Mapping[str, Any]) -> str:

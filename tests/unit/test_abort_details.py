@@ -42,3 +42,18 @@ def test_a_timed_out_command_names_its_budget():
 def test_stderr_in_the_report_is_redacted(secret):
     (line,) = last_lines(f"{secret}\n")
     assert "s3cr3t-value-123" not in line and "c2lnbmF0dXJl" not in line
+
+
+def test_the_message_and_command_of_an_aborted_step_are_redacted_too():
+    """The exception text repeats the tool's stderr, and the command line may carry a token flag."""
+    code = "import sys; print('Authorization: Bearer s3cr3t-bearer-value-123', file=sys.stderr); sys.exit(1)"
+    try:
+        tools.run([sys.executable, "-c", code, "--token=supersecretvalue"], timeout=10)
+    except tools.ToolError as exc:
+        details = abort_details(exc, "provisioning")
+    else:
+        raise AssertionError("the command did not fail")
+    for field in ("message", "command"):
+        assert "s3cr3t-bearer-value-123" not in details[field], details
+        assert "supersecretvalue" not in details[field], details
+    assert "--token=" in details["command"]  # the flag stays named, its value does not

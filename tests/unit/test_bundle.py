@@ -130,6 +130,28 @@ def test_binaries_that_cannot_be_checked_are_withheld_and_listed(results):
     }
 
 
+def test_an_uncompressed_tar_is_withheld_whatever_its_members_hold(results, tmp_path):
+    """A plain tar of a kubeconfig (`token: eyJ...`): its members never met the redactor."""
+    import io
+
+    kubeconfig = b"users:\n- name: admin\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("kubeconfig")
+        info.size = len(kubeconfig)
+        tar.addfile(info, io.BytesIO(kubeconfig))
+    art = results / "artifacts" / "test-d"
+    art.mkdir(parents=True)
+    (art / "state.tar").write_bytes(buffer.getvalue())
+
+    contents = _bundle_contents(build_bundle(results))
+    assert "artifacts/test-d/state.tar" not in contents
+    withheld = yaml.safe_load(contents["environment.yaml"])["bundle"]["withheld"]
+    assert [w["reason"].split(":")[0] for w in withheld if w["path"] == "artifacts/test-d/state.tar"] == [
+        "tar archive"
+    ]
+
+
 # --- the source the run came from --------------------------------------------------------------------
 
 

@@ -74,6 +74,11 @@ def test_only_arguments_that_could_drop_tests_count_as_narrowing(tmp_path, monke
 
     monkeypatch.chdir(REPO)
     assert narrowing_args(["-p", "no:cacheprovider", "-n", "4", "-x", "--timeout-scale=2"]) == []
+    assert narrowing_args(["--ignore", "suites/conformance/test_authz.py", "--ignore-glob=*mtls*"]) == [
+        "--ignore",
+        "suites/conformance/test_authz.py",
+        "--ignore-glob=*mtls*",
+    ]
     assert narrowing_args(
         ["-m", "mtls", "-kauthz", "--deselect", "a::b", "suites/conformance/test_mtls.py"]
     ) == [

@@ -97,6 +97,8 @@ def test_a_profile_run_lists_every_required_test_and_a_skipped_one_is_not_confor
         (["-m", "mtls"], "profile ambient-core is a fixed selection; drop -m"),
         (["-k", "mtls"], "profile ambient-core is a fixed selection; drop -k"),
         (["test_inner.py::test_ambient_mtls"], "drop test paths"),
+        (["--ignore", "test_inner.py"], "drop --ignore"),
+        (["--ignore-glob", "*.py"], "drop --ignore-glob"),
         (["--mode", "sidecar"], "profile ambient-core is certified with --mode ambient"),
     ],
 )

@@ -62,6 +62,16 @@ RULES = {
         ExitCode.NOT_STARTED,
         "ambeint",
     ),
+    "pytest internal error": (
+        [CaseResult("s::a", Outcome.NOT_RUN)],
+        {
+            "status": RunStatus.ABORTED,
+            "abort_reason": "pytest stopped with exit code 3 (internal_error)",
+            "abort_details": {"phase": "internal"},
+        },
+        ExitCode.INTERNAL,
+        "aborted during internal",
+    ),
     "aborted in provisioning": (
         [CaseResult("s::a", Outcome.NOT_RUN)],
         {
