@@ -177,7 +177,14 @@ def ztunnel_access_log_plaintext(
             and (src_ip is None or record.src_ip == src_ip)
         ):
             return Verdict.passed(f"plaintext inbound to {dst_workload} from {record.fields.get('src.addr')}")
-    failed = [r for r in records if r.dst_workload == dst_workload and r.src_identity is None and r.error]
+    failed = [
+        r
+        for r in records
+        if r.dst_workload == dst_workload
+        and r.src_identity is None
+        and r.error
+        and (src_ip is None or r.src_ip == src_ip)
+    ]
     note = f"; rejected plaintext attempts: {sorted({r.error or '' for r in failed})[:2]}" if failed else ""
     source = f" from {src_ip}" if src_ip else ""
     return Verdict.failed(f"no completed inbound record to {dst_workload}{source} without identities{note}")

@@ -15,9 +15,7 @@ import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from cryptography import x509
-
-from meshproof.checks.identity import verify_workload_certificate
+from meshproof.checks.identity import certificate_name, load_certificates, verify_workload_certificate
 from meshproof.checks.verdict import Verdict
 
 IDENTITIES_ANNOTATION = "istio.cert-manager.io/identities"
@@ -32,30 +30,39 @@ def issued_by_cert_manager(
     at: dt.datetime | None = None,
 ) -> Verdict:
     """Pass when the chain's leaf is `expected_spiffe_id`, chains to the cert-manager issuer CA, and (when
-    istiod's own CA is given) does not also chain to istiod's CA."""
+    istiod's own CA is given) does not also chain to istiod's CA. A leaf that chains to istiod's CA only is
+    named as issued by istiod."""
     chained = verify_workload_certificate(chain_pem, expected_spiffe_id, issuer_ca_pem, at)
+    by_istiod = (
+        verify_workload_certificate(chain_pem, expected_spiffe_id, istiod_ca_pem, at)
+        if istiod_ca_pem
+        else None
+    )
     if not chained.ok:
+        if by_istiod is not None and by_istiod.ok:
+            return Verdict.failed(
+                f"not issued by the cert-manager CA: issued by istiod's own CA ({by_istiod.reason}); "
+                f"against the cert-manager CA: {chained.reason}"
+            )
         return Verdict.failed(f"not issued by the cert-manager CA: {chained.reason}")
-    if istiod_ca_pem:
-        by_istiod = verify_workload_certificate(chain_pem, expected_spiffe_id, istiod_ca_pem, at)
-        if by_istiod.ok:
-            return Verdict.failed(f"the leaf also chains to istiod's own CA: {by_istiod.reason}")
+    if by_istiod is not None and by_istiod.ok:
+        return Verdict.failed(f"the leaf also chains to istiod's own CA: {by_istiod.reason}")
     issuer = _subject_of(issuer_ca_pem)
     return Verdict.passed(f"issued by the cert-manager CA {issuer}: {chained.reason}")
 
 
 def same_ca(published_pem: str | bytes, issuer_ca_pem: str | bytes, *, what: str) -> Verdict:
     """Pass when `what` (e.g. the istio-ca-root-cert ConfigMap) holds the issuer CA certificate."""
-    published = _certificates(published_pem)
-    issuer = _certificates(issuer_ca_pem)
+    published = load_certificates(published_pem)
+    issuer = load_certificates(issuer_ca_pem)
     if not issuer:
         return Verdict.failed("the cert-manager issuer CA is not a PEM certificate")
     if not published:
         return Verdict.failed(f"{what} holds no PEM certificate")
     if any(cert == issuer[0] for cert in published):
-        return Verdict.passed(f"{what} holds the cert-manager CA {_name(issuer[0])}")
-    names = ", ".join(_name(c) for c in published)
-    return Verdict.failed(f"{what} holds {names}, not the cert-manager CA {_name(issuer[0])}")
+        return Verdict.passed(f"{what} holds the cert-manager CA {certificate_name(issuer[0])}")
+    names = ", ".join(certificate_name(c) for c in published)
+    return Verdict.failed(f"{what} holds {names}, not the cert-manager CA {certificate_name(issuer[0])}")
 
 
 def certificate_requests_for(
@@ -94,7 +101,7 @@ def certificate_requests_for(
 
 def different_leaf(before_pem: str | bytes, after_pem: str | bytes) -> Verdict:
     """Pass when the two chains start with different leaves (a new key and serial: a new issuance)."""
-    before, after = _certificates(before_pem), _certificates(after_pem)
+    before, after = load_certificates(before_pem), load_certificates(after_pem)
     if not before or not after:
         return Verdict.failed("both chains must hold a PEM certificate")
     old, new = before[0], after[0]
@@ -125,20 +132,6 @@ def _ready(request: Mapping[str, Any]) -> bool:
     )
 
 
-def _certificates(pem: object) -> list[x509.Certificate]:
-    raw = pem.encode() if isinstance(pem, str) else pem
-    if not isinstance(raw, bytes) or b"-----BEGIN CERTIFICATE-----" not in raw:
-        return []
-    try:
-        return x509.load_pem_x509_certificates(raw)
-    except ValueError:
-        return []
-
-
 def _subject_of(pem: object) -> str:
-    certs = _certificates(pem)
-    return _name(certs[0]) if certs else "<unreadable>"
-
-
-def _name(cert: x509.Certificate) -> str:
-    return f"'{cert.subject.rfc4514_string() or '<empty subject>'}'"
+    certs = load_certificates(pem)
+    return certificate_name(certs[0]) if certs else "<unreadable>"

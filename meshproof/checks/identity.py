@@ -159,8 +159,8 @@ def verify_workload_certificate(
     """
     problems: list[str] = []
     when = _checked_time(at, problems)
-    chain = _load_certificates(chain_pem, "chain_pem", problems)
-    roots = _load_certificates(roots_pem, "roots_pem", problems)
+    chain = load_certificates(chain_pem, "chain_pem", problems)
+    roots = load_certificates(roots_pem, "roots_pem", problems)
     if not isinstance(expected_spiffe_id, str) or not expected_spiffe_id.startswith(SPIFFE_SCHEME):
         problems.append(f"expected_spiffe_id {expected_spiffe_id!r} is not a spiffe:// id")
     if problems or when is None or not chain or not roots:
@@ -176,7 +176,8 @@ def verify_workload_certificate(
         return Verdict.failed("; ".join(problems))
     root = path[-1]
     return Verdict.passed(
-        f"leaf {expected_spiffe_id} chains to root {_name(root)} through {len(path) - 2} intermediate(s), "
+        f"leaf {expected_spiffe_id} chains to root {certificate_name(root)} "
+        f"through {len(path) - 2} intermediate(s), "
         f"all valid at {when.isoformat()}"
     )
 
@@ -193,7 +194,12 @@ def _checked_time(at: object, problems: list[str]) -> dt.datetime | None:
     return at
 
 
-def _load_certificates(data: object, what: str, problems: list[str]) -> list[x509.Certificate]:
+def load_certificates(
+    data: object, what: str = "PEM", problems: list[str] | None = None
+) -> list[x509.Certificate]:
+    """The certificates of PEM text (str or bytes), in order; [] when there are none or they do not parse,
+    with the reason appended to `problems` (when given)."""
+    problems = [] if problems is None else problems
     if isinstance(data, str):
         raw = data.encode("utf-8", errors="replace")
     elif isinstance(data, bytes | bytearray):
@@ -250,10 +256,13 @@ def _validity_problems(cert: x509.Certificate, role: str, when: dt.datetime) -> 
     not_after = cert.not_valid_after_utc
     if when < not_before:
         return [
-            f"{role} {_name(cert)} is not yet valid: notBefore {not_before.isoformat()} > {when.isoformat()}"
+            f"{role} {certificate_name(cert)} is not yet valid: "
+            f"notBefore {not_before.isoformat()} > {when.isoformat()}"
         ]
     if when > not_after:
-        return [f"{role} {_name(cert)} expired: notAfter {not_after.isoformat()} < {when.isoformat()}"]
+        return [
+            f"{role} {certificate_name(cert)} expired: notAfter {not_after.isoformat()} < {when.isoformat()}"
+        ]
     return []
 
 
@@ -275,7 +284,7 @@ def _walk_to_root(
             return path, problems
         if current is not leaf and current.issuer == current.subject:
             return path, [
-                f"chain ends at self-signed {_name(current)}, "
+                f"chain ends at self-signed {certificate_name(current)}, "
                 "which is not one of the trusted roots (foreign root)"
             ]
         issuer = next((c for c in pool if _signed_by(current, c)), None)
@@ -297,15 +306,16 @@ def _missing_issuer_reason(
     if any(r.subject == cert.issuer for r in roots):
         # Istio roots are all named O=cluster.local: a same-named root that did not sign is a foreign CA.
         return (
-            f"{_name(cert)} names issuer {issuer} but no trusted root with that name signed it "
+            f"{certificate_name(cert)} names issuer {issuer} but no trusted root with that name signed it "
             "(signed by a different CA with the same name: foreign root)"
         )
     if any(c.subject == cert.issuer for c in pool):
         return (
-            f"{_name(cert)} names issuer {issuer}, but the chain's certificate of that name did not sign it"
+            f"{certificate_name(cert)} names issuer {issuer}, "
+            "but the chain's certificate of that name did not sign it"
         )
     return (
-        f"no certificate in the chain or the roots is the issuer {issuer} of {_name(cert)} "
+        f"no certificate in the chain or the roots is the issuer {issuer} of {certificate_name(cert)} "
         "(missing intermediate, or a foreign root)"
     )
 
@@ -319,16 +329,17 @@ def _issuer_problems(cert: x509.Certificate, role: str, certs_below: int, when: 
     constraints = _basic_constraints(cert)
     if constraints is None or not constraints.ca:
         problems.append(
-            f"{role} {_name(cert)} signed a certificate but is not a CA (basicConstraints CA:TRUE missing)"
+            f"{role} {certificate_name(cert)} signed a certificate "
+            "but is not a CA (basicConstraints CA:TRUE missing)"
         )
     elif constraints.path_length is not None and certs_below > constraints.path_length:
         problems.append(
-            f"{role} {_name(cert)} has pathLen {constraints.path_length} "
+            f"{role} {certificate_name(cert)} has pathLen {constraints.path_length} "
             f"but {certs_below} intermediates below it"
         )
     usage = _key_usage(cert)
     if usage is not None and not usage.key_cert_sign:
-        problems.append(f"{role} {_name(cert)} lacks keyUsage keyCertSign")
+        problems.append(f"{role} {certificate_name(cert)} lacks keyUsage keyCertSign")
     problems += _validity_problems(cert, role, when)
     return problems
 
@@ -356,7 +367,9 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
         return None
 
 
-def _name(cert: x509.Certificate) -> str:
+def certificate_name(cert: x509.Certificate) -> str:
+    """The certificate for messages: its subject, else (Istio leaves have an empty subject) its URI SAN,
+    else its serial."""
     subject = cert.subject.rfc4514_string()
     if subject:
         return f"'{subject}'"

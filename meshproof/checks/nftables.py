@@ -339,11 +339,19 @@ def _tproxy_note(ruleset: Ruleset, inbound_port: int) -> str:
     )
 
 
-def no_istio_iptables_chains(ruleset: Ruleset, iptables_chains: Iterable[str] = ()) -> Verdict:
+def no_istio_iptables_chains(
+    ruleset: Ruleset,
+    iptables_chains: Iterable[str] = (),
+    *,
+    iptables_read: bool,
+    iptables_status: str = "",
+) -> Verdict:
     """Pass when neither the nftables view nor `iptables-save` shows Istio's iptables chains (ISTIO_*).
 
     iptables-nft writes iptables rules as nftables tables (`ip nat`, `ip6 nat`), so they show in the nft
-    ruleset; iptables-legacy rules do not, hence `iptables_chains` (meshproof.evidence.iptables).
+    ruleset; iptables-legacy rules do not, hence `iptables_chains` (meshproof.evidence.iptables). When the
+    legacy side was not read (`iptables_read` False: a tool missing or failing, said in `iptables_status`;
+    meshproof.evidence.pod_netns.PodNetnsRules carries both), no chains there proves nothing: the check fails.
     """
     if not isinstance(ruleset, Ruleset):
         return Verdict.failed(f"expected a parsed nftables Ruleset, got {type(ruleset).__name__}")
@@ -354,19 +362,23 @@ def no_istio_iptables_chains(ruleset: Ruleset, iptables_chains: Iterable[str] = 
             f"iptables_chains must be a list of chain names, got {type(iptables_chains).__name__}"
         )
     in_nft = [
-        name
-        for table in ruleset.tables
-        for name in (f"{table.key} {c}" for c in table.chains)
-        if name.split(" ")[-1].startswith(ISTIO_IPTABLES_CHAIN_PREFIX)
+        name for name in ruleset.chain_names() if name.split(" ")[-1].startswith(ISTIO_IPTABLES_CHAIN_PREFIX)
     ]
     in_iptables = [c for c in legacy if c.split(" ")[-1].startswith(ISTIO_IPTABLES_CHAIN_PREFIX)]
     if in_nft or in_iptables:
         return Verdict.failed(
             "iptables capture is present: " + ", ".join(in_nft + [f"iptables {c}" for c in in_iptables])
         )
+    if not iptables_read:
+        status = f" ({iptables_status})" if iptables_status else ""
+        return Verdict.failed(
+            f"iptables-legacy rules were not read{status}: no {ISTIO_IPTABLES_CHAIN_PREFIX}* chain in "
+            f"nftables ({len(ruleset.tables)} table(s)), but legacy iptables chains would not show there"
+        )
+    status = f"; {iptables_status}" if iptables_status else ""
     return Verdict.passed(
         f"no {ISTIO_IPTABLES_CHAIN_PREFIX}* chain in nftables ({len(ruleset.tables)} table(s)) "
-        f"or iptables ({len(legacy)} chain(s))"
+        f"or iptables ({len(legacy)} chain(s){status})"
     )
 
 

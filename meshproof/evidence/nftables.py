@@ -29,7 +29,6 @@ class Rule:
     family: str
     table: str
     chain: str
-    handle: int | None
     expr: tuple[Mapping[str, Any], ...]
 
     def statements(self, kind: str) -> list[Any]:
@@ -64,10 +63,6 @@ class Chain:
     priority: int | None = None
     policy: str | None = None
     rules: tuple[Rule, ...] = ()
-
-    @property
-    def is_base(self) -> bool:
-        return self.hook is not None
 
 
 @dataclass(frozen=True)
@@ -140,10 +135,7 @@ def parse_ruleset(text: str) -> Ruleset:
             expr = body.get("expr")
             if not isinstance(expr, list):
                 raise EvidenceParseError(f"nftables rule item {position} has no expr list: {_short(body)}")
-            handle = body.get("handle")
-            rules.setdefault((family, table, chain), []).append(
-                Rule(family, table, chain, handle if isinstance(handle, int) else None, tuple(expr))
-            )
+            rules.setdefault((family, table, chain), []).append(Rule(family, table, chain, tuple(expr)))
     return Ruleset(tables=_assemble(tables, chains, rules), nft_version=version)
 
 

@@ -36,8 +36,12 @@ READER_CONTAINER = "reader"
 NFT_MARK = "### meshproof nft"
 IPTABLES_MARK = "### meshproof iptables-legacy"
 END_MARK = "### meshproof end"
+# One line per legacy tool, after its output: `<mark> <tool> exit <status>`, or `<mark> <tool> missing`.
+IPTABLES_STATUS_MARK = "### meshproof legacy-tool"
+LEGACY_TOOLS = ("iptables-legacy-save", "ip6tables-legacy-save")
 
-# Arguments: $1 = the container id. Prints the two sections between markers; exit 3 if no process is found.
+# Arguments: $1 = the container id. Prints the two sections between markers (the iptables one with a status
+# line per legacy tool: whether it ran and its exit status); exit 3 if no process is found.
 READER_SCRIPT = """set -u
 cid="$1"
 pid=""
@@ -52,14 +56,19 @@ DUMP_FUNCTION = f"""dump_netns() {{
   echo "{NFT_MARK}"
   nsenter -t "$1" -n nft -j list ruleset || echo "nft failed: exit $?"
   echo "{IPTABLES_MARK}"
-  for tool in iptables-legacy-save ip6tables-legacy-save; do
-    if command -v "$tool" >/dev/null 2>&1; then nsenter -t "$1" -n "$tool" 2>/dev/null || true; fi
+  for tool in {" ".join(LEGACY_TOOLS)}; do
+    if command -v "$tool" >/dev/null 2>&1; then
+      nsenter -t "$1" -n "$tool" 2>/dev/null; rc=$?; echo; echo "{IPTABLES_STATUS_MARK} $tool exit $rc"
+    else
+      echo "{IPTABLES_STATUS_MARK} $tool missing"
+    fi
   done
   echo "{END_MARK}"
 }}
 """
 
 _CONTAINER_ID = re.compile(r"^[a-z0-9-]+://([0-9a-f]{12,128})$")
+_STATUS_LINE = re.compile(rf"^{re.escape(IPTABLES_STATUS_MARK)} (?P<tool>\S+) (?P<what>missing|exit \d+)$")
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,11 @@ class PodNetnsRules:
     pod: str
     node: str
     ruleset: Ruleset
-    iptables_chains: tuple[str, ...]  # `<table> <chain>` from iptables-legacy-save (empty: none, or no tool)
+    iptables_chains: tuple[str, ...]  # `<table> <chain>` from iptables-legacy-save / ip6tables-legacy-save
+    # Whether every legacy tool ran and exited 0 (only then does an empty `iptables_chains` mean "none"),
+    # and what the reader said of each (`iptables-legacy-save exit 0, ip6tables-legacy-save missing`).
+    iptables_read: bool = False
+    iptables_status: str = "the reader reported no iptables-legacy status"
 
 
 class ReaderCluster(ObjectApplier, ObjectGetter, ObjectDeleter, LogReader, Protocol):
@@ -176,13 +189,32 @@ def split_reader_output(text: str) -> tuple[str, str]:
     return nft, iptables
 
 
+def split_legacy_status(section: str) -> tuple[str, bool, str]:
+    """(the iptables-save text without the status lines, whether every legacy tool ran and exited 0, what
+    the reader said of each tool). A tool without a status line counts as not read."""
+    said: dict[str, str] = {}
+    kept: list[str] = []
+    for line in section.splitlines():
+        match = _STATUS_LINE.match(line.strip())
+        if match:
+            said[match.group("tool")] = match.group("what")
+        else:
+            kept.append(line)
+    read = all(said.get(tool) == "exit 0" for tool in LEGACY_TOOLS)
+    status = ", ".join(f"{tool} {said.get(tool, 'gave no status')}" for tool in LEGACY_TOOLS)
+    return "\n".join(kept), read, status
+
+
 def parse_reader_output(text: str, *, pod: str, node: str) -> PodNetnsRules:
     nft, iptables = split_reader_output(text)
+    saved, read, status = split_legacy_status(iptables)
     return PodNetnsRules(
         pod=pod,
         node=node,
         ruleset=parse_ruleset(nft),
-        iptables_chains=tuple(parse_iptables_chains(iptables)),
+        iptables_chains=tuple(parse_iptables_chains(saved)),
+        iptables_read=read,
+        iptables_status=status,
     )
 
 

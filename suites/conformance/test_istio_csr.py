@@ -214,8 +214,20 @@ def test_mtls_still_holds_with_istio_csr(
     evidence: MeshEvidence,
     mesh: MeshInfo,
     cluster: Cluster,
+    cert_manager_ca: str,
 ) -> None:
     server, client = workloads.server(workload_class), workloads.client(workload_class)
+    # The feature itself: the server's leaf is cert-manager's (without istio-csr, istiod's own CA would
+    # carry the same mTLS call below).
+    istiod_ca = istiod_ca_pem(cluster, mesh.istio_namespace)
+    require(
+        issued_by_cert_manager(
+            leaf_chain(evidence, mesh, server),
+            identity(mesh, server),
+            cert_manager_ca,
+            istiod_ca_pem=istiod_ca,
+        )
+    )
     policies.apply(peer_authentication(PEER_AUTHENTICATION, server.namespace, "STRICT"))
     expect_mutual_tls(client, server, traffic, evidence, mesh, cluster, context="with istio-csr certificates")
     # Control: STRICT still refuses plaintext from outside the mesh.

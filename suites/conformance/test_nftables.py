@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fixtures.mtls import workload_identity
 from fixtures.workloads import on_openshift
 from meshproof.checks import responses
-from meshproof.checks.identity import spiffe_id
 from meshproof.checks.nftables import (
     inbound_port_captured,
     init_container_requests_native_nftables,
@@ -121,7 +121,14 @@ def test_pod_netns_redirects_with_native_nftables(
 
 def test_pod_netns_has_no_iptables_capture(workloads: WorkloadSet, cluster: Cluster, netns_of: Any) -> None:
     seen: PodNetnsRules = netns_of(pod_of(cluster, workloads.client(WorkloadClass.SIDECAR)))
-    require(no_istio_iptables_chains(seen.ruleset, seen.iptables_chains))
+    require(
+        no_istio_iptables_chains(
+            seen.ruleset,
+            seen.iptables_chains,
+            iptables_read=seen.iptables_read,
+            iptables_status=seen.iptables_status,
+        )
+    )
     # The read is not blind: the same dump shows the nftables capture (iptables-nft chains would show there).
     require(native_istio_redirect(seen.ruleset))
 
@@ -142,11 +149,17 @@ def test_strict_call_through_the_capture_carries_the_client_identity(
     policies: AppliedPolicies,
     traffic: Traffic,
     mesh: MeshInfo,
+    cluster: Cluster,
+    netns_of: Any,
 ) -> None:
     client, server = workloads.client(WorkloadClass.SIDECAR), workloads.server(WorkloadClass.SIDECAR)
+    # The feature itself, in the server's netns: without the native nftables redirect (an iptables capture,
+    # say) the mTLS call below would succeed all the same.
+    seen: PodNetnsRules = netns_of(pod_of(cluster, server))
+    require(native_istio_redirect(seen.ruleset))
+    require(inbound_port_captured(seen.ruleset, HTTP_PORT))
     policies.apply(peer_authentication(PEER_AUTHENTICATION, server.namespace, "STRICT"))
-    client_id = spiffe_id(mesh.trust_domain, client.namespace, client.service_account)
-    server_id = spiffe_id(mesh.trust_domain, server.namespace, server.service_account)
+    client_id, server_id = workload_identity(mesh, client), workload_identity(mesh, server)
     traffic.expect(
         client,
         server,

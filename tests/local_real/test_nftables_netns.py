@@ -21,10 +21,12 @@ from the pod's netns), or Envoy's behaviour behind 15001/15006.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fixtures_data.netns import NetNs, container_process, link, netns, require_netns
@@ -230,11 +232,11 @@ def test_swapped_ports_fail_both_directions(pod: NetNs) -> None:
 
 
 def test_istio_nftables_capture_has_no_iptables_chains_but_iptables_nft_chains_are_seen(pod: NetNs) -> None:
-    verdict = no_istio_iptables_chains(loaded(pod, default_sidecar_ruleset()))
+    verdict = no_istio_iptables_chains(loaded(pod, default_sidecar_ruleset()), iptables_read=True)
     assert verdict.ok, verdict.reason
     # iptables-nft stores iptables chains as nftables chains of `ip nat`: an iptables capture shows there.
     legacy_style = "add table ip nat\nadd chain ip nat ISTIO_OUTPUT\nadd chain ip nat ISTIO_REDIRECT\n"
-    verdict = no_istio_iptables_chains(loaded(pod, legacy_style))
+    verdict = no_istio_iptables_chains(loaded(pod, legacy_style), iptables_read=True)
     assert not verdict.ok and "ip nat ISTIO_OUTPUT" in verdict.reason
 
 
@@ -309,13 +311,40 @@ def test_shadowed_include_really_does_not_redirect(pod_and_peer: tuple[NetNs, Ne
 # --- the node-side reader the conformance suite runs (meshproof.evidence.pod_netns) ---------------------
 
 
-def run_reader(container: str) -> str:
+def run_reader(container: str, *, path: str | None = None) -> str:
+    """Run the reader script; `path` replaces PATH (to run it without, or with a failing, legacy tool)."""
     script = pod_netns.DUMP_FUNCTION + pod_netns.READER_SCRIPT
+    env = None if path is None else {**os.environ, "PATH": path}
     result = subprocess.run(
-        ["/bin/sh", "-c", script, "reader", container], capture_output=True, text=True, timeout=30
+        ["/bin/sh", "-c", script, "reader", container], capture_output=True, text=True, timeout=30, env=env
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def legacy_tools_installed() -> bool:
+    return all(shutil.which(tool) for tool in pod_netns.LEGACY_TOOLS)
+
+
+def judged(seen: pod_netns.PodNetnsRules) -> Verdict:
+    """The suite's call: the legacy side counts only if the reader read it."""
+    return no_istio_iptables_chains(
+        seen.ruleset,
+        seen.iptables_chains,
+        iptables_read=seen.iptables_read,
+        iptables_status=seen.iptables_status,
+    )
+
+
+def bin_dir(tmp_path: Path, *tools: str) -> Path:
+    """A PATH folder holding only `tools` (links to this host's), for running the reader without the rest."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found, f"{tool} is not installed"
+        (folder / tool).symlink_to(found)
+    return folder
 
 
 def test_node_reader_finds_the_container_by_cgroup_and_reads_its_netns(pod: NetNs) -> None:
@@ -328,19 +357,64 @@ def test_node_reader_finds_the_container_by_cgroup_and_reads_its_netns(pod: NetN
         seen = pod_netns.parse_reader_output(run_reader(target), pod="server", node="node-1")
         bare_seen = pod_netns.parse_reader_output(run_reader(other), pod="bare", node="node-1")
     assert native_istio_redirect(seen.ruleset).ok
-    assert no_istio_iptables_chains(seen.ruleset, seen.iptables_chains).ok
+    verdict = judged(seen)
+    if legacy_tools_installed():
+        assert seen.iptables_read, seen.iptables_status
+        assert verdict.ok, verdict.reason
+        assert "iptables-legacy-save exit 0, ip6tables-legacy-save exit 0" in verdict.reason
+    else:  # the reader says the tools are missing, and the check does not pass on what it did not read
+        assert not seen.iptables_read and not verdict.ok and "missing" in verdict.reason
     assert not native_istio_redirect(bare_seen.ruleset).ok
 
 
 def test_node_reader_sees_legacy_iptables_chains(pod: NetNs) -> None:
-    if shutil.which("iptables-legacy") is None:
-        pytest.skip("iptables-legacy is not installed (the reader then reports no legacy chains)")
+    if shutil.which("iptables-legacy") is None or not legacy_tools_installed():
+        pytest.skip("iptables-legacy is not installed (the reader then reports the tools missing)")
     pod.exec("iptables-legacy", "-t", "nat", "-N", "ISTIO_OUTPUT")
     container = secrets.token_hex(32)
     with container_process(pod, container):
         seen = pod_netns.parse_reader_output(run_reader(container), pod="server", node="node-1")
+    assert seen.iptables_read, seen.iptables_status
     assert "nat ISTIO_OUTPUT" in seen.iptables_chains
-    assert not no_istio_iptables_chains(seen.ruleset, seen.iptables_chains).ok
+    assert not no_istio_iptables_chains(seen.ruleset, seen.iptables_chains, iptables_read=True).ok
+    verdict = judged(seen)
+    assert not verdict.ok and "iptables nat ISTIO_OUTPUT" in verdict.reason
+
+
+def test_node_reader_without_legacy_tools_is_not_a_clean_netns(pod: NetNs, tmp_path: Path) -> None:
+    """A reader image without iptables-legacy-save reads nothing of the legacy side: the reader says so,
+    and the absence check fails naming it, though the nftables side is clean."""
+    loaded(pod, default_sidecar_ruleset())
+    container = secrets.token_hex(32)
+    path = bin_dir(tmp_path, "grep", "nsenter", "nft")
+    with container_process(pod, container):
+        seen = pod_netns.parse_reader_output(run_reader(container, path=str(path)), pod="p", node="n")
+    assert native_istio_redirect(seen.ruleset).ok  # the nft side was read
+    assert not seen.iptables_read and seen.iptables_chains == ()
+    assert seen.iptables_status == "iptables-legacy-save missing, ip6tables-legacy-save missing"
+    verdict = judged(seen)
+    assert not verdict.ok
+    assert "iptables-legacy rules were not read (iptables-legacy-save missing" in verdict.reason
+
+
+def test_node_reader_reports_a_failing_legacy_tool(pod: NetNs, tmp_path: Path) -> None:
+    """A legacy tool that runs but fails (here the real iptables-legacy-save, asked for a table that does not
+    exist: `Cannot initialize: Table does not exist`, exit 1) is not a clean netns either."""
+    if not legacy_tools_installed():
+        pytest.skip("iptables-legacy is not installed")
+    loaded(pod, default_sidecar_ruleset())
+    folder = bin_dir(tmp_path, "grep", "nsenter", "nft", "ip6tables-legacy-save")
+    real = shutil.which("iptables-legacy-save")
+    failing = folder / "iptables-legacy-save"
+    failing.write_text(f'#!/bin/sh\nexec {real} -t meshproof-no-such-table "$@"\n')
+    failing.chmod(0o755)
+    container = secrets.token_hex(32)
+    with container_process(pod, container):
+        seen = pod_netns.parse_reader_output(run_reader(container, path=str(folder)), pod="p", node="n")
+    assert not seen.iptables_read
+    assert seen.iptables_status == "iptables-legacy-save exit 1, ip6tables-legacy-save exit 0"
+    verdict = judged(seen)
+    assert not verdict.ok and "not read (iptables-legacy-save exit 1" in verdict.reason
 
 
 def test_node_reader_names_a_container_it_cannot_find() -> None:

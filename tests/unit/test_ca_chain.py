@@ -9,9 +9,11 @@ tests/local_real/test_istio_csr_tls.py.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from typing import Any
 
 import pytest
+from fixtures_data.shared_data import capture
 from fixtures_data.spiffe_pki import Pki
 
 from meshproof.checks.ca_chain import (
@@ -19,11 +21,19 @@ from meshproof.checks.ca_chain import (
     different_leaf,
     issued_by_cert_manager,
     requests_for,
+    same_ca,
 )
+from meshproof.checks.identity import verify_workload_certificate
 from meshproof.evidence.cert_manager import issuer_ca_pem, istiod_ca_pem
 from meshproof.evidence.errors import EvidenceCollectionError
 
 ID = "spiffe://cluster.local/ns/apps/sa/client"
+# A real istiod's leaf and root (captures/ztunnel-1.27.9-istiod, see its README): an istiod-CA install.
+ISTIOD_CAPTURE = "ztunnel-1.27.9-istiod"
+ISTIOD_LEAF_ID = "spiffe://cluster.local/ns/zt-e2e/sa/client"
+ISTIOD_LEAF_VALID_AT = dt.datetime(
+    2026, 12, 3, tzinfo=dt.UTC
+)  # leaf: 2026-12-02T17:05:23Z .. 12-03T17:07:23Z
 
 
 def request(
@@ -32,7 +42,6 @@ def request(
     *,
     issuer: str = "istio-ca",
     ready: bool = True,
-    at: str = "2026-01-01T12:05:00Z",
 ) -> dict[str, Any]:
     return {
         "apiVersion": "cert-manager.io/v1",
@@ -125,3 +134,38 @@ def test_missing_issuer_and_absent_istiod_ca() -> None:
     broken = Secrets({("Secret", "istio-ca-secret"): {"data": {"ca-cert.pem": "@@@"}}})
     with pytest.raises(EvidenceCollectionError, match="not base64-encoded PEM"):
         istiod_ca_pem(broken, "istio-system")
+
+
+def istiod_leaf_and_root() -> tuple[str, str]:
+    return (
+        capture(ISTIOD_CAPTURE, "leaf-client.pem").read_text(),
+        capture(ISTIOD_CAPTURE, "root-from-ztunnel.pem").read_text(),
+    )
+
+
+def test_a_real_istiod_leaf_is_named_as_issued_by_istiod() -> None:
+    leaf, root = istiod_leaf_and_root()
+    at = ISTIOD_LEAF_VALID_AT
+    # The accept side: checked with istiod's root as the mesh root, the real leaf chains to it.
+    as_mesh_root = verify_workload_certificate(leaf, ISTIOD_LEAF_ID, root, at)
+    assert as_mesh_root.ok and "chains to root 'O=cluster.local'" in as_mesh_root.reason
+    assert issued_by_cert_manager(leaf, ISTIOD_LEAF_ID, root, at=at).ok
+    # The reject side: against a cert-manager CA, with istiod's CA known, the leaf is named as istiod's.
+    pki = Pki(now=at)
+    cert_manager_ca = pki.intermediate(pki.root(), "istio-ca")
+    verdict = issued_by_cert_manager(leaf, ISTIOD_LEAF_ID, cert_manager_ca.pem, istiod_ca_pem=root, at=at)
+    assert not verdict.ok
+    assert "not issued by the cert-manager CA: issued by istiod's own CA" in verdict.reason, verdict.reason
+    # Without istiod's CA the check still rejects it, only less precisely.
+    unknown = issued_by_cert_manager(leaf, ISTIOD_LEAF_ID, cert_manager_ca.pem, at=at)
+    assert not unknown.ok and "istiod" not in unknown.reason
+
+
+def test_published_root_names_an_istiod_leaf_by_its_spiffe_id() -> None:
+    """Istio leaves have an empty subject: the message names the leaf by its URI SAN (one rendering,
+    meshproof.checks.identity.certificate_name)."""
+    leaf, root = istiod_leaf_and_root()
+    assert same_ca(root, root, what="istio-ca-root-cert").ok
+    verdict = same_ca(leaf, root, what="istio-ca-root-cert")
+    assert not verdict.ok
+    assert f"holds '{ISTIOD_LEAF_ID}', not the cert-manager CA 'O=cluster.local'" in verdict.reason

@@ -106,6 +106,11 @@ def test_plaintext_counter_proves_an_attempt_even_when_strict_refused_it(
     refused = ztunnel_access_log_plaintext(inbound, SERVER_POD, src_ip=OUTSIDER_IP)
     assert not refused.ok and "istio_converted_static_strict" in refused.reason
     assert not ztunnel_access_log_plaintext(inbound, SERVER_POD).ok
+    # The note names only the given client's rejections: the mesh client's mTLS calls were never refused,
+    # so the outsider's STRICT refusals are not reported as its own.
+    from_client = ztunnel_access_log_plaintext(inbound, SERVER_POD, src_ip=CLIENT_IP)
+    assert not from_client.ok and "from 10.88.0.10" in from_client.reason
+    assert "rejected plaintext attempts" not in from_client.reason, from_client.reason
     mtls_only = [s for s in destination if s.labels.get("connection_security_policy") == "mutual_tls"]
     verdict = ztunnel_saw_plaintext(mtls_only, SERVER)
     assert not verdict.ok and "mutual_tls" in verdict.reason

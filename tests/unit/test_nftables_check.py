@@ -78,7 +78,7 @@ def test_iptables_capture_through_iptables_nft_is_not_native_nftables() -> None:
     verdict = native_istio_redirect(ruleset)
     assert not verdict.ok
     assert "no table inet istio-proxy-nat in the ruleset (tables: ip nat)" in verdict.reason
-    absent = no_istio_iptables_chains(ruleset)
+    absent = no_istio_iptables_chains(ruleset, iptables_read=True)
     assert not absent.ok and "ip nat ISTIO_REDIRECT" in absent.reason
 
 
@@ -86,9 +86,26 @@ def test_iptables_legacy_chains_fail_the_absence_check() -> None:
     chains = parse_iptables_chains(fixture("iptables-legacy-save.txt"))
     assert "nat ISTIO_OUTPUT" in chains and "nat ISTIO_REDIRECT" in chains and "nat OUTPUT" in chains
     native = parse_ruleset(fixture("default-sidecar.json"))
-    assert no_istio_iptables_chains(native).ok
-    verdict = no_istio_iptables_chains(native, chains)
+    assert no_istio_iptables_chains(native, iptables_read=True).ok
+    verdict = no_istio_iptables_chains(native, chains, iptables_read=True)
     assert not verdict.ok and "iptables nat ISTIO_OUTPUT" in verdict.reason
+
+
+def test_unread_legacy_iptables_is_not_a_clean_netns() -> None:
+    """No legacy chain seen proves nothing when the legacy tool did not run or failed: the check fails and
+    says why, though the nftables side (Istio's own native ruleset) is clean."""
+    native = parse_ruleset(fixture("default-sidecar.json"))
+    status = "iptables-legacy-save missing, ip6tables-legacy-save missing"
+    verdict = no_istio_iptables_chains(native, (), iptables_read=False, iptables_status=status)
+    assert not verdict.ok
+    assert f"iptables-legacy rules were not read ({status})" in verdict.reason
+    # Chains found are still named when the read was incomplete.
+    chains = parse_iptables_chains(fixture("iptables-legacy-save.txt"))
+    partial = no_istio_iptables_chains(native, chains, iptables_read=False, iptables_status=status)
+    assert not partial.ok and "iptables nat ISTIO_OUTPUT" in partial.reason
+    read = "iptables-legacy-save exit 0, ip6tables-legacy-save exit 0"
+    clean = no_istio_iptables_chains(native, (), iptables_read=True, iptables_status=read)
+    assert clean.ok and f"or iptables (0 chain(s); {read})" in clean.reason
 
 
 def test_tproxy_mode_is_named() -> None:
@@ -105,7 +122,7 @@ def test_tproxy_mode_is_named() -> None:
 def test_check_never_raises_on_bad_input(bad: object) -> None:
     verdict = native_istio_redirect(bad)  # type: ignore[arg-type]
     assert not verdict.ok and "expected a parsed nftables Ruleset" in verdict.reason
-    assert not no_istio_iptables_chains(bad)  # type: ignore[arg-type]
+    assert not no_istio_iptables_chains(bad, iptables_read=True)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("port", [0, 70000, "15001", None, True])
