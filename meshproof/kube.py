@@ -8,6 +8,7 @@ Errors users see are one line, name the cluster, and never carry credentials.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -150,12 +151,16 @@ class Cluster:
 
     # --- objects ---------------------------------------------------------------------------------
 
-    def apply(self, docs: str | Sequence[Obj], *, test_id: str | None = None) -> ObjList:
-        """Server-side apply each document (field manager "meshproof", conflicts forced); returns results."""
-        labels = meshproof_labels(self.run_id, test_id)
+    def apply(self, docs: str | Sequence[Obj], *, test_id: str | None = None, label: bool = True) -> ObjList:
+        """Server-side apply each document (field manager "meshproof", conflicts forced); returns results.
+
+        `label=False` applies the documents as they are, without the run (and test) labels: for putting
+        back an object the install owns, which `meshproof cleanup` must never select.
+        """
+        labels = meshproof_labels(self.run_id, test_id) if label else {}
         applied: ObjList = []
         for obj in parse_documents(docs):
-            body = with_labels(obj, labels)
+            body = with_labels(obj, labels) if labels else copy.deepcopy(dict(obj))
             ref = ref_of(body)
             resource = self._resource(ref.api_version, ref.kind)
             if resource.namespaced and not ref.namespace:

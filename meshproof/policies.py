@@ -11,6 +11,7 @@ Rendering only; applying is the caller's (fixtures/traffic.py `policies`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import Any, Protocol
 
 import jinja2
 import yaml
-from filelock import FileLock
 
 from meshproof.checks import responses
 from meshproof.checks.ambient import PolicyRejection
@@ -26,7 +26,7 @@ from meshproof.checks.responses import Check, describe
 from meshproof.checks.verdict import Verdict
 from meshproof.kube_api import ObjectApplier, ObjectDeleter
 from meshproof.traffic import Response, Scheme, TransportError
-from meshproof.workloads import HTTP_PORT, TCP_PORT, Workload, WorkloadClass
+from meshproof.workloads import HTTP_PORT, TCP_PORT, Workload, WorkloadClass, exclusive
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests" / "policies"
 
@@ -279,7 +279,8 @@ class AppliedPolicies:
         self._lock_dir = lock_dir
         self._lock_timeout = lock_timeout
         self._applied: dict[_Ref, None] = {}  # insertion-ordered set
-        self._locks: dict[str, FileLock] = {}
+        self._locks: dict[str, None] = {}  # namespaces held
+        self._held = ExitStack()
 
     @property
     def applied(self) -> list[str]:
@@ -321,17 +322,16 @@ class AppliedPolicies:
         try:
             self.remove_all()
         finally:
-            for lock in self._locks.values():
-                lock.release(force=True)
+            self._held.close()
             self._locks.clear()
 
     def _lock(self, namespace: str) -> None:
         if namespace in self._locks:
             return
-        self._lock_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self._lock_dir / f".policies-{namespace}.lock"), timeout=self._lock_timeout)
-        lock.acquire()
-        self._locks[namespace] = lock
+        self._held.enter_context(
+            exclusive(self._lock_dir, f"policies-{namespace}", timeout=self._lock_timeout)
+        )
+        self._locks[namespace] = None
 
     @staticmethod
     def _ref(doc: dict[str, Any]) -> _Ref:

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import jinja2
 import yaml
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from meshproof.kube_api import (
     ConditionWaiter,
@@ -509,6 +509,42 @@ def remove(cluster: ClusterApi, workloads: WorkloadSet) -> None:
     """Delete the run's namespaces (everything in them goes with them)."""
     for namespace in workloads.namespaces:
         cluster.delete("v1", "Namespace", namespace)
+
+
+SHARED_STATE_LOCK_TIMEOUT_S = 900.0  # longer than any one test's changes; a stuck holder fails loudly
+
+
+class SharedStateBusy(RuntimeError):
+    """Another test of the run held a shared object longer than the lock timeout."""
+
+
+def _lock_file_name(key: str) -> str:
+    return "." + re.sub(r"[^A-Za-z0-9._-]", "_", key) + ".lock"
+
+
+@contextmanager
+def exclusive(state_dir: Path, key: str, *, timeout: float = SHARED_STATE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the run-wide lock on `key` (e.g. "server/<namespace>/<name>") for the block.
+
+    A file lock in the run's workload state dir, so the pytest-xdist workers of a run take turns changing
+    the same shared object (a fixed-name server, a Deployment's replicas, a remote secret, a namespace's
+    policies). Waits at most `timeout` seconds, then raises SharedStateBusy naming the key and lock file.
+    Not re-entrant: a process holding `key` must not ask for it again.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / _lock_file_name(key)
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SharedStateBusy(
+            f"waited {timeout:g}s for {key!r}: another test of this run still holds it ({path}); "
+            "a test that changes shared state must undo it and release the lock"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release(force=True)
 
 
 class SharedWorkloads:

@@ -22,7 +22,7 @@ from typing import Any
 
 from meshproof.checks.responses import Check
 from meshproof.checks.verdict import Verdict
-from meshproof.evidence.gie import CompletionReply, completion_reply
+from meshproof.evidence.gie import completion_reply
 from meshproof.traffic import Response
 
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
@@ -275,7 +275,6 @@ def no_ext_proc(route_dump: Any, host: str) -> Verdict:
 
 
 __all__ = [
-    "CompletionReply",
     "avoided",
     "ext_proc_calls",
     "fails_closed",

@@ -69,6 +69,16 @@ def peer_synced(rows: Sequence[RemoteCluster], peer: str) -> Verdict:
     return Verdict.passed(f"{row.istiod} synced {peer} from {row.secret}")
 
 
+def own_cluster_listed(rows: Sequence[RemoteCluster], own: str) -> Verdict:
+    """istiod lists its own cluster `own`, without a remote secret (the config cluster's row)."""
+    row = next((r for r in rows if r.name == own), None)
+    if row is None:
+        return Verdict.failed(f"istiod does not list its own cluster {own} (lists {[r.name for r in rows]})")
+    if row.secret:
+        return Verdict.failed(f"istiod lists its own cluster {own} from a remote secret {row.secret}")
+    return Verdict.passed(f"{row.istiod} lists its own cluster {own} without a remote secret")
+
+
 def peer_absent(rows: Sequence[RemoteCluster], peer: str) -> Verdict:
     """istiod no longer watches `peer` (its remote secret is gone)."""
     row = next((r for r in rows if r.name == peer), None)

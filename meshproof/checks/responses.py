@@ -354,3 +354,37 @@ def each(check: Check, responses: Sequence[Response], *, show: int = 3) -> Verdi
     listed = "; ".join(f"#{index}: {verdict.reason}" for index, verdict in failures[:show])
     more = f" (and {len(failures) - show} more)" if len(failures) > show else ""
     return Verdict.failed(f"{check.name}: {len(failures)}/{len(responses)} failed: {listed}{more}")
+
+
+# --- batch judges: one verdict over a batch of responses ---------------------------------------------
+
+BatchJudge = Callable[[Sequence[Response]], Verdict]
+
+
+def every(check: Check, *, show: int = 3) -> BatchJudge:
+    """A batch judge from a per-response check: `each(check, responses)`, for code that takes judges
+    over a whole batch (convergence loops, `all_judges`)."""
+
+    def judge(responses: Sequence[Response]) -> Verdict:
+        return each(check, responses, show=show)
+
+    return judge
+
+
+def all_judges(*judges: BatchJudge) -> BatchJudge:
+    """Every batch judge passes on the same responses; the verdict is the first failure, else every reason.
+
+    The batch counterpart of `all_of` (which combines per-response checks)."""
+    if not judges:
+        raise ValueError("all_judges needs at least one judge")
+
+    def judge(responses: Sequence[Response]) -> Verdict:
+        reasons: list[str] = []
+        for one in judges:
+            verdict = one(responses)
+            if not verdict.ok:
+                return verdict
+            reasons.append(verdict.reason)
+        return Verdict.passed("; ".join(reasons))
+
+    return judge

@@ -5,7 +5,7 @@ Formats (read at their sources, llm-d-inference-sim v0.4.0):
 - reply: OpenAI completions JSON (`object`, `model`, `choices[].text`), the serving pod in the
   `x-inference-pod` header (success replies only); errors as the flat `CompletionError`
   `{"object": "error", "message", "type", "param", "code"}` (pkg/openai-server-api/response.go,
-  simulator.go sendCompletionError); OpenAI's nested `{"error": {"message"}}` is read too;
+  simulator.go sendCompletionError);
 - metrics: Prometheus text with `vllm:num_requests_running`, `vllm:num_requests_waiting`,
   `vllm:gpu_cache_usage_perc` and `vllm:lora_requests_info{running_lora_adapters,waiting_lora_adapters,
   max_lora}` (pkg/llm-d-inference-sim/metrics.go) - the names the EPP scrapes.
@@ -23,11 +23,10 @@ from typing import Any
 from meshproof.evidence.collect import Istioctl
 from meshproof.evidence.errors import EvidenceCollectionError, EvidenceParseError
 from meshproof.evidence.prometheus import MetricSample, parse_exposition
-from meshproof.kube_api import ObjectGetter, PodLister, PortForwarding
+from meshproof.kube_api import PodLister, PortForwarding
 from meshproof.traffic import Response
 
 POD_HEADER = "x-inference-pod"
-NAMESPACE_HEADER = "x-inference-namespace"
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 KV_CACHE = "vllm:gpu_cache_usage_perc"
@@ -42,39 +41,29 @@ class CompletionReply:
 
     status: int | None
     pod: str | None
-    namespace: str | None
     model: str | None
-    object: str | None
     error: str | None
 
 
 def completion_reply(response: Response) -> CompletionReply:
     """Read a Response of a completions call. A body that is not JSON (a gateway's own text reply) leaves
-    model/object empty and the text as `error`, so a check can say what answered instead."""
+    `model` empty and the text as `error`, so a check can say what answered instead."""
     body: Any = None
     try:
         body = json.loads(response.body) if response.body.strip() else None
     except json.JSONDecodeError:
         body = None
-    model = obj = error = None
+    model = error = None
     if isinstance(body, dict):
         model = _str(body.get("model"))
-        obj = _str(body.get("object"))
-        err = body.get("error")
-        if isinstance(err, dict):
-            error = _str(err.get("message"))
-        elif err is not None:
-            error = str(err)
-        elif obj == "error":
+        if body.get("object") == "error":
             error = _str(body.get("message"))
     elif response.body.strip():
         error = response.body.strip()[:300]
     return CompletionReply(
         status=response.status,
         pod=response.headers.get(POD_HEADER) or None,
-        namespace=response.headers.get(NAMESPACE_HEADER) or None,
         model=model,
-        object=obj,
         error=error,
     )
 
@@ -154,13 +143,6 @@ def gateway_routes(istioctl: Istioctl, pod: str, namespace: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EvidenceCollectionError(f"proxy-config route of {namespace}/{pod} is not JSON: {exc}") from exc
-
-
-def status_object(
-    cluster: ObjectGetter, api_version: str, kind: str, name: str, namespace: str
-) -> dict[str, Any] | None:
-    """The object with the status istiod wrote (None when it does not exist)."""
-    return cluster.get(api_version, kind, name, namespace)
 
 
 def pod_names(cluster: PodLister, namespace: str, label_selector: str) -> dict[str, str]:

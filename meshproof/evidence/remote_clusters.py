@@ -8,7 +8,6 @@ so rows are read by the header's column offsets, never by splitting on whitespac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meshproof.evidence.collect import Istioctl
@@ -51,7 +50,3 @@ def remote_clusters(istioctl: Istioctl, istio_namespace: str) -> list[RemoteClus
         return parse_remote_clusters(text)
     except EvidenceParseError as exc:
         raise EvidenceCollectionError(f"istioctl remote-clusters: {exc}") from exc
-
-
-def names(rows: Sequence[RemoteCluster]) -> list[str]:
-    return [row.name for row in rows]

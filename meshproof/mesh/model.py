@@ -230,7 +230,9 @@ class InstallPlan(BaseModel):
             out.append("# checked on the cluster before the first step:")
             out.extend(f"#   - {p}" for p in self.prerequisites)
         if self.suite_steps:
-            out.append("# the feature suites also do, at test time (removed when each test ends):")
+            out.append(
+                "# the feature suites also do, at test time (removed or put back when each test ends):"
+            )
             out.extend(f"#   - {s}" for s in self.suite_steps)
         out.append(
             f"# {VALUES_FILE}, {ISTIO_OPERATOR_FILE} and {CONFIG_FILE} name the document below a command."

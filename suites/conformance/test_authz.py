@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fixtures.mtls import workload_identity
 from fixtures.traffic import MeshEvidence, as_param
 from meshproof.checks import responses
 from meshproof.checks.ambient import PolicyRejection
@@ -231,9 +232,7 @@ def rejected_by(policy: dict[str, Any]) -> PolicyRejection:
 def source_rule(attribute: str, client: Workload, mesh: MeshInfo) -> Rule:
     """A rule naming the client by its principal or its namespace (L4 attributes, istio-facts §4)."""
     if attribute == "principal":
-        return Rule(
-            principals=(principal(spiffe_id(mesh.trust_domain, client.namespace, client.service_account)),)
-        )
+        return Rule(principals=(principal(workload_identity(mesh, client)),))
     return Rule(namespaces=(client.namespace,))
 
 
@@ -299,18 +298,16 @@ class Calls:
         with self.evidence.ztunnel_rejects(
             pod_of(self.cluster, self.server),
             denial.ztunnel_rejection,
-            src_identity=self._identity(self.client),
-            dst_identity=self._identity(self.server),
+            src_identity=workload_identity(self.mesh, self.client),
+            dst_identity=workload_identity(self.mesh, self.server),
         ):
             self.expect(denial.check, description)
 
     def _through_waypoint(self) -> AbstractContextManager[None]:
         if self.path.workload_class is not WAYPOINT:
             return nullcontext()
-        waypoint = self.mesh.spiffe_id(self.server.namespace, WAYPOINT_NAME)  # its SA is the Gateway name
+        # The waypoint's service account is its Gateway's name.
+        waypoint = spiffe_id(self.mesh.trust_domain, self.server.namespace, WAYPOINT_NAME)
         return self.evidence.through_waypoint(
-            pod_of(self.cluster, self.client), self._identity(self.client), waypoint
+            pod_of(self.cluster, self.client), workload_identity(self.mesh, self.client), waypoint
         )
-
-    def _identity(self, workload: Workload) -> str:
-        return self.mesh.spiffe_id(workload.namespace, workload.service_account)

@@ -17,7 +17,7 @@ Needs two real clusters: east-west traffic, remote API access and cross-network 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -30,14 +30,17 @@ from meshproof.checks.ambient import PolicyRejection, ztunnel_access_log_identit
 from meshproof.checks.identity import principal
 from meshproof.checks.verdict import Verdict, require
 from meshproof.evidence.collect import ztunnel_workloads
+from meshproof.mesh.suite_steps import MULTICLUSTER_DENY_POLICY
 from meshproof.policies import AppliedPolicies, Rule, authorization_policy
-from meshproof.traffic import Response
 from meshproof.wait import eventually
 from meshproof.workloads import WorkloadClass, pod_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
+    from meshproof.evidence.remote_clusters import RemoteCluster
+    from meshproof.evidence.ztunnel_logs import AccessLogRecord
     from meshproof.mesh.info import MeshInfo
 
 pytestmark = [pytest.mark.multicluster, pytest.mark.feature("multicluster")]
@@ -47,28 +50,6 @@ MODES = [
     pytest.param("ambient", id="ambient", marks=pytest.mark.ambient),
 ]
 AMBIENT_ONLY = [pytest.param("ambient", id="ambient", marks=pytest.mark.ambient)]
-
-
-def each(check: responses.Check) -> Any:
-    """A batch verdict from a per-reply check: every reply passes."""
-
-    def judge(replies: list[Response]) -> Verdict:
-        for index, reply in enumerate(replies):
-            verdict = check(reply)
-            if not verdict:
-                return Verdict.failed(f"{check} (reply {index + 1}/{len(replies)}): {verdict.reason}")
-        return Verdict.passed(f"{len(replies)} replies: {check}")
-
-    return judge
-
-
-def all_of(*judges: Any) -> Any:
-    def judge(replies: list[Response]) -> Verdict:
-        verdicts = [j(replies) for j in judges]
-        failed = [v for v in verdicts if not v]
-        return failed[0] if failed else Verdict.passed("; ".join(v.reason for v in verdicts))
-
-    return judge
 
 
 def cluster_two_only(env: TwoClusters) -> dict[str, list[str]]:
@@ -91,49 +72,62 @@ def test_server_only_in_cluster_two_answers_with_the_cluster_one_clients_identit
         # The cluster-2 server's sidecar names the peer it got mTLS from (XFCC URI), across the gateway.
         replies = env.expect(
             apps.remote_server,
-            all_of(served_by_c2, each(responses.mtls_with_identity(client_id, server_identity=server_id))),
+            responses.all_judges(
+                served_by_c2,
+                responses.every(responses.mtls_with_identity(client_id, server_identity=server_id)),
+            ),
             f"the {c2}-only server answers, and its sidecar received mTLS from {client_id}",
         )
         # Control on the same replies: the identity check rejects an identity that did not call.
         other = identity(mesh, apps.server)
-        assert not each(responses.mtls_with_identity(other))(replies), f"accepted {other} as the caller"
+        assert not responses.every(responses.mtls_with_identity(other))(replies), (
+            f"accepted {other} as the caller"
+        )
         return
     started = time.time()
     env.expect(apps.remote_server, served_by_c2, f"the {c2}-only server answers the {env.names[0]} client")
     c2_evidence = env.evidence(1)
     server_pod = pod_of(env.pair[1], apps.remote_server)
     destination = c2_evidence.ztunnel_on_node_of(server_pod)
-    c2_evidence.require_access_log(
-        destination,
-        started,
-        lambda records: ztunnel_access_log_identity(records, client_id, server_id),
-        f"{c2}'s ztunnel logged the inbound connection from {client_id}",
-    )
-    # Control on the same log: it holds no connection from an identity that did not call.
+    # Control on the same records that show the client: the check rejects an identity that did not call.
+    # (A separate wait for "no record from <other>" passed on its first read whatever the log held, since
+    # <other> never calls this server; judged on the log that holds the client's record, it shows the
+    # check tells identities apart.)
     other = identity(mesh, apps.server)
+
+    def from_client_only(records: list[AccessLogRecord]) -> Verdict:
+        found = require(ztunnel_access_log_identity(records, client_id, server_id))
+        if ztunnel_access_log_identity(records, other, server_id):
+            return Verdict.failed(f"the same log also names {other}, which never called, as the caller")
+        return Verdict.passed(f"{found.reason}; control: not from {other}")
+
     c2_evidence.require_access_log(
         destination,
         started,
-        lambda found: Verdict(
-            not ztunnel_access_log_identity(found, other, server_id), f"no record from {other}"
-        ),
-        f"control: {c2}'s ztunnel logged no connection from {other}",
+        from_client_only,
+        f"{c2}'s ztunnel logged the inbound connection from {client_id} (and not from {other})",
     )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_istiod_in_each_cluster_has_synced_its_peer(mode: str, two_clusters: TwoClusters) -> None:
     c1, c2 = two_clusters.names
-    two_clusters.require_remote_clusters(
-        0, lambda rows: checks.peer_synced(rows, c2), f"{c1}'s istiod synced {c2}"
-    )
-    two_clusters.require_remote_clusters(
-        1, lambda rows: checks.peer_synced(rows, c1), f"{c2}'s istiod synced {c1}"
-    )
-    # Control: an istiod does not report its own cluster as a synced remote (no remote secret for it).
-    two_clusters.require_remote_clusters(
-        0, lambda rows: Verdict(not checks.peer_synced(rows, c1), f"{c1} not a remote of itself"), "control"
-    )
+
+    def synced(peer: str, own: str) -> Callable[[list[RemoteCluster]], Verdict]:
+        """`peer` synced, with a control on the same table: istiod lists its own cluster (without a remote
+        secret) and peer_synced rejects that row, so the pass for `peer` came from its remote secret."""
+
+        def judge(rows: list[RemoteCluster]) -> Verdict:
+            found = require(checks.peer_synced(rows, peer))
+            listed = require(checks.own_cluster_listed(rows, own))
+            if checks.peer_synced(rows, own):
+                return Verdict.failed(f"peer_synced accepted istiod's own cluster {own} as a synced peer")
+            return Verdict.passed(f"{found.reason}; control: {listed.reason}, not taken for a peer")
+
+        return judge
+
+    two_clusters.require_remote_clusters(0, synced(c2, c1), f"{c1}'s istiod synced {c2}")
+    two_clusters.require_remote_clusters(1, synced(c1, c2), f"{c2}'s istiod synced {c1}")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -192,7 +186,7 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
     c1, c2 = env.names
     client_principal = principal(identity(mesh, apps.client))
     deny = authorization_policy(
-        "meshproof-mc-deny", apps.remote_server, "DENY", [Rule(principals=(client_principal,))]
+        MULTICLUSTER_DENY_POLICY, apps.remote_server, "DENY", [Rule(principals=(client_principal,))]
     )
     policies = AppliedPolicies(env.pair[1], test_id, workload_state_dir)
     try:
@@ -201,7 +195,7 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
             # The enforcing proxy is the cluster-2 server's sidecar: Envoy's RBAC reply, 403.
             env.expect(
                 apps.remote_server,
-                each(responses.denied_l7()),
+                responses.every(responses.denied_l7()),
                 f"a DENY in {c2} naming {c1}'s client is enforced by the server's sidecar (403 RBAC)",
             )
         else:
@@ -217,7 +211,7 @@ def test_policy_in_cluster_two_denies_the_cluster_one_client(
             ):
                 env.expect(
                     apps.remote_server,
-                    each(responses.denied_l4()),
+                    responses.every(responses.denied_l4()),
                     f"a DENY in {c2} naming {c1}'s client closes its connection",
                 )
         policies.remove_all()

@@ -12,12 +12,14 @@ import pytest
 
 from meshproof.checks.responses import (
     Check,
+    all_judges,
     all_of,
     any_of,
     denied_l4,
     denied_l7,
     describe,
     each,
+    every,
     failure_kind,
     header_equals,
     l7_processed,
@@ -27,6 +29,7 @@ from meshproof.checks.responses import (
     plaintext,
     status,
 )
+from meshproof.checks.verdict import Verdict
 from meshproof.traffic import Response, TransportError, parse_fortio_tcp, response_from_curl
 
 CLIENT = "spiffe://cluster.local/ns/mp-sidecar/sa/client"
@@ -281,6 +284,26 @@ def test_each_requires_every_response_and_lists_the_first_failures() -> None:
     assert verdict.reason.startswith("ok: 4/6 failed: #1: ")
     assert "#3: " in verdict.reason and "#4" not in verdict.reason and "(and 2 more)" in verdict.reason
     assert not each(ok(), []).ok
+
+
+def test_every_is_each_as_a_batch_judge() -> None:
+    mixed = [echoed(), RESET, echoed()]
+    assert every(ok())([echoed(), echoed()]).ok
+    assert every(ok())(mixed) == each(ok(), mixed)
+    assert not every(ok())([]).ok, "an empty batch proves nothing"
+
+
+def test_all_judges_needs_every_batch_judge_and_returns_the_first_failure() -> None:
+    replies = [echoed(), RBAC_403]
+    two_only = lambda rs: Verdict(len(rs) == 2, f"{len(rs)} replies")  # noqa: E731
+    both = all_judges(two_only, every(ok()))
+    verdict = both(replies)
+    assert not verdict.ok and verdict == every(ok())(replies)
+    passed = all_judges(two_only, every(ok()))([echoed(), echoed()])
+    assert passed.ok and passed.reason == "2 replies; ok: all 2 responses passed"
+    assert not all_judges(every(ok()), two_only)([echoed()]).ok
+    with pytest.raises(ValueError):
+        all_judges()
 
 
 def test_describe_is_one_short_line() -> None:

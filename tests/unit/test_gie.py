@@ -278,3 +278,51 @@ def test_ext_proc_check_reads_istioctls_camel_case_list_too() -> None:
         }
     ]
     assert checks.ext_proc_calls(routes, "pool.gie.meshproof.test", EPP_CLUSTER)
+
+
+# --- the EPP scaled to zero (fixtures/gie.py) against a fake cluster -------------------------------------
+
+
+class FakeEppCluster:
+    """Records applies like meshproof.kube.Cluster: the run label unless `label=False`."""
+
+    def __init__(self, live: dict[str, Any]) -> None:
+        self.live = live
+        self.applied: list[tuple[dict[str, Any], bool]] = []
+        self.rollouts: list[str] = []
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        return copy.deepcopy(self.live) if (kind, name) == ("Deployment", gie.EPP) else None
+
+    def apply(self, docs: Any, *, test_id: str | None = None, label: bool = True) -> list[dict[str, Any]]:
+        self.applied += [(copy.deepcopy(d), label) for d in docs]
+        return list(docs)
+
+    def wait_rollout(self, kind: str, name: str, namespace: str, *, timeout: float) -> dict[str, Any]:
+        self.rollouts.append(name)
+        return {}
+
+
+def test_epp_is_scaled_back_to_what_the_install_left_without_this_runs_label(tmp_path: Path) -> None:
+    from fixtures.gie import Inference
+    from meshproof.wait import Timeouts
+    from meshproof.workloads import SharedStateBusy, Workload, WorkloadClass, exclusive
+
+    setup = gie.GieSetup(build=pins.GIE_UPSTREAM, other=pins.GIE_OSSM, epp_image="e")
+    (rendered,) = [d for d in setup.epp() if d["kind"] == "Deployment"]
+    install_labels = {**(rendered["metadata"].get("labels") or {}), "meshproof.io/run-id": "the-install"}
+    live = {**rendered, "metadata": {**rendered["metadata"], "labels": install_labels}}
+    live["spec"] = {**rendered["spec"], "replicas": 2}
+    cluster = FakeEppCluster(live)
+    client = Workload(WorkloadClass.OUT_OF_MESH, "mp-x-out", "client")
+    istioctl: Any = None
+    inference = Inference(cluster, setup, client, istioctl, Timeouts(), lambda k, v: None, tmp_path)
+    another_worker = exclusive(tmp_path, f"gie/{setup.namespace}/{gie.EPP}", timeout=0.1)
+    with inference.epp_scaled_to_zero(), pytest.raises(SharedStateBusy), another_worker:
+        pass  # another worker asking for the EPP waits, then gives up naming it
+    (stopped, label_stopped), (restored, label_restored) = cluster.applied
+    assert stopped["spec"]["replicas"] == 0 and restored["spec"]["replicas"] == 2, "the count it found"
+    assert not label_stopped and not label_restored, "no label of this run on the install's EPP"
+    assert restored["metadata"]["labels"] == install_labels, "the install's labels kept"
+    assert restored["spec"]["template"] == rendered["spec"]["template"]
+    assert cluster.rollouts == [gie.EPP]

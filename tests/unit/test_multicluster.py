@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +24,10 @@ from meshproof import multicluster as mc
 from meshproof.checks import multicluster as checks
 from meshproof.evidence.remote_clusters import RemoteCluster
 from meshproof.evidence.ztunnel_config import parse_workloads
+from meshproof.kube_objects import RUN_ID_LABEL, TEST_ID_LABEL, meshproof_labels, with_labels
 from meshproof.traffic import Response, TransportError
 from meshproof.wait import Timeouts
-from meshproof.workloads import RenderOptions, WorkloadClass
+from meshproof.workloads import RenderOptions, SharedStateBusy, WorkloadClass, exclusive
 
 OPTIONS = RenderOptions(revision="default", run_as_user=65532)
 
@@ -94,8 +97,9 @@ class FakeCluster:
         self.calls: list[tuple[Any, ...]] = []
         self.objects = objects or {}
 
-    def apply(self, docs: Any, *, test_id: str | None = None) -> list[dict[str, Any]]:
-        docs = list(docs)
+    def apply(self, docs: Any, *, test_id: str | None = None, label: bool = True) -> list[dict[str, Any]]:
+        """Like meshproof.kube.Cluster.apply: the run label is added unless `label=False`."""
+        docs = [with_labels(d, meshproof_labels("run-1", test_id)) if label else d for d in docs]
         self.calls.append(("apply", [(d["kind"], d["metadata"]["name"]) for d in docs]))
         for d in docs:
             self.objects[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", ""))] = d
@@ -171,6 +175,7 @@ def two(one: FakeCluster, other: FakeCluster, records: list[tuple[str, object]])
         lambda c: None,  # type: ignore[arg-type,return-value]
         Timeouts(),
         lambda k, v: records.append((k, v)),
+        Path(tempfile.mkdtemp(prefix="meshproof-locks-")),
     )
 
 
@@ -183,6 +188,19 @@ def test_remote_secret_is_removed_for_the_block_and_put_back_without_recording_i
     restored = one.get("v1", "Secret", "istio-remote-secret-c2", "istio-system")
     assert restored is not None and restored["data"] == secret()["data"]
     assert not any("a2luZDogQ29uZmln" in str(v) for _, v in records)
+
+
+def test_restored_remote_secret_carries_no_run_label() -> None:
+    """The install owns the Secret: with the run label a later `meshproof cleanup` would delete it."""
+    labelled = secret()
+    labelled["metadata"]["labels"][RUN_ID_LABEL] = "an-earlier-run"
+    one = FakeCluster("c1", {("Secret", "istio-remote-secret-c2", "istio-system"): labelled})
+    with two(one, FakeCluster("c2"), []).without_remote_secret(0, "c2"):
+        pass
+    restored = one.get("v1", "Secret", "istio-remote-secret-c2", "istio-system")
+    assert restored["metadata"]["labels"] == {"istio/multiCluster": "true"}
+    assert RUN_ID_LABEL not in restored["metadata"]["labels"]
+    assert TEST_ID_LABEL not in restored["metadata"]["labels"]
 
 
 def test_remote_secret_is_put_back_even_when_the_block_fails() -> None:
@@ -199,13 +217,43 @@ def test_a_missing_remote_secret_is_an_error_not_a_silent_control() -> None:
         pass
 
 
-def test_scaled_restores_one_replica_after_the_block() -> None:
-    one = FakeCluster("c1")
+@pytest.mark.parametrize("found", [1, 3])
+def test_scaled_restores_the_replica_count_it_found_after_the_block(found: int) -> None:
+    key = ("Deployment", mc.SERVER, apps().namespace)
+    one = FakeCluster("c1", {key: mc.scale_document(apps(), mc.SERVER, OPTIONS, found)})
     env = two(one, FakeCluster("c2"), [])
     with env.scaled(0, mc.SERVER, 0):
-        assert one.objects[("Deployment", mc.SERVER, apps().namespace)]["spec"]["replicas"] == 0
-    assert one.objects[("Deployment", mc.SERVER, apps().namespace)]["spec"]["replicas"] == 1
+        assert one.objects[key]["spec"]["replicas"] == 0
+    assert one.objects[key]["spec"]["replicas"] == found
     assert ("rollout", "Deployment", mc.SERVER, apps().namespace) in one.calls
+
+
+def test_scaling_a_missing_deployment_is_an_error() -> None:
+    with (
+        pytest.raises(AssertionError, match="has no Deployment"),
+        two(FakeCluster("c1"), FakeCluster("c2"), []).scaled(0, mc.SERVER, 0),
+    ):
+        pass
+
+
+def test_changes_to_one_app_take_turns_across_workers() -> None:
+    """Two TwoClusters on one state dir stand in for two xdist workers."""
+    key = ("Deployment", mc.SERVER, apps().namespace)
+    one = FakeCluster("c1", {key: mc.scale_document(apps(), mc.SERVER, OPTIONS, 1)})
+    first = two(one, FakeCluster("c2"), [])
+    key_of_the_app = f"multicluster/{apps().namespace}/{mc.SERVER}"
+    with first.scaled(0, mc.SERVER, 0):
+        assert held_elsewhere(first.state_dir, key_of_the_app)
+    assert not held_elsewhere(first.state_dir, key_of_the_app)
+
+
+def held_elsewhere(state_dir: Path, key: str) -> bool:
+    try:
+        with exclusive(state_dir, key, timeout=0.1):
+            return False
+    except SharedStateBusy as busy:
+        assert key in str(busy)
+        return True
 
 
 # --- verdicts ------------------------------------------------------------------------------------------
@@ -235,16 +283,12 @@ def test_none_served_needs_every_request_to_fail() -> None:
     assert not checks.none_served([reset, ok("server-b")])
 
 
-def test_peer_sync_verdicts() -> None:
-    rows = [
-        RemoteCluster("c1", "", "synced", "istiod-1.istio-system"),
-        RemoteCluster("c2", "istio-system/istio-remote-secret-c2", "synced", "istiod-1.istio-system"),
-    ]
-    assert checks.peer_synced(rows, "c2")
-    assert not checks.peer_synced(rows, "c1"), "istiod's own cluster is not a synced remote"
-    assert not checks.peer_synced(rows, "c3")
-    assert not checks.peer_synced([RemoteCluster("c2", "istio-system/s", "timeout", "i")], "c2")
-    assert checks.peer_absent(rows[:1], "c2") and not checks.peer_absent(rows, "c2")
+def test_own_cluster_listed_needs_the_row_and_no_secret() -> None:
+    own = RemoteCluster("c1", "", "synced", "istiod-1.istio-system")
+    peer = RemoteCluster("c2", "istio-system/istio-remote-secret-c2", "synced", "istiod-1.istio-system")
+    assert checks.own_cluster_listed([own, peer], "c1")
+    assert not checks.own_cluster_listed([peer], "c1"), "the row must be there for the control"
+    assert not checks.own_cluster_listed([peer], "c2"), "a cluster listed from a remote secret is a peer"
 
 
 def real_workloads() -> list[Any]:
@@ -276,3 +320,31 @@ def test_workload_class_follows_the_mode() -> None:
     assert mc.workload_class_for("ambient") is WorkloadClass.AMBIENT
     with pytest.raises(ValueError):
         mc.workload_class_for("nope")
+
+
+def test_remote_secret_round_trip_through_the_real_client_leaves_no_run_label(tmp_path: Path) -> None:
+    """meshproof.kube.Cluster against the fake API server: the PATCH that puts the Secret back carries no
+    meshproof label, so `meshproof cleanup --run-id/--all` (label selectors) never selects it."""
+    from fixtures_data.kube_apiserver import FakeApiServer
+
+    from meshproof.kube import Cluster
+
+    with FakeApiServer() as api:
+        api.put(copy.deepcopy(secret()))
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", context="kind-fake")
+        cluster = Cluster("kind-fake", kubeconfig, "run-1", poll_interval=0.05)
+        try:
+            env = TwoClusters(
+                (cluster, cluster), apps(), OPTIONS, FakeMesh(),  # type: ignore[arg-type]
+                lambda c: None,  # type: ignore[arg-type,return-value]
+                Timeouts(), lambda k, v: None, tmp_path / "state",
+            )  # fmt: skip
+            with env.without_remote_secret(0, "c2"):
+                assert api.stored("v1", "Secret", "istio-remote-secret-c2", "istio-system") is None
+        finally:
+            cluster.close()
+        (put_back,) = [r for r in api.requests if r.method == "PATCH"]
+        assert put_back.body["metadata"]["labels"] == {"istio/multiCluster": "true"}
+        restored = api.stored("v1", "Secret", "istio-remote-secret-c2", "istio-system")
+        assert restored is not None and RUN_ID_LABEL not in restored["metadata"]["labels"]
+        assert restored["data"] == secret()["data"]

@@ -118,3 +118,29 @@ def test_multicluster_on_existing_clusters_needs_two_contexts(capsys: pytest.Cap
         capsys, "--provider", "existing", "--features", "multicluster", "--context", "a", "--context", "b"
     )
     assert "--context a" in out and "--context b" in out
+
+
+def test_test_time_changes_of_the_suites_are_in_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    """What the suites change at test time (and put back) is listed for review, with the names they use."""
+    from meshproof import multicluster as mc
+    from meshproof.mesh.suite_steps import MULTICLUSTER_DENY_POLICY, REMOTE_SECRET_PREFIX
+
+    ambient = printed(capsys, "--features", "multicluster", "--mode", "ambient")
+    test_time = [line for line in ambient.splitlines() if line.startswith("#   - multicluster: ")]
+    assert any(f"istio-system/{REMOTE_SECRET_PREFIX}meshproof-2 in meshproof-1" in t for t in test_time)
+    assert any(f"Deployment {mc.SERVER}" in t and "zero replicas" in t for t in test_time)
+    assert any(mc.GLOBAL_LABEL in t and mc.REMOTE_SERVER in t for t in test_time)
+    assert any(
+        f"AuthorizationPolicy {MULTICLUSTER_DENY_POLICY}" in t and "of meshproof-2" in t for t in test_time
+    )
+    sidecar = printed(capsys, "--features", "multicluster", "--mode", "sidecar")
+    assert mc.GLOBAL_LABEL not in sidecar.split("# <values-file>")[0], (
+        "istio.io/global is only removed in ambient"
+    )
+
+    gie_plan = printed(capsys, "--features", "gie")
+    assert (
+        f"#   - gie: scales the install's EPP Deployment {gie.NAMESPACE}/{gie.EPP} to zero replicas"
+        in gie_plan
+    )
+    assert "#   - multicluster:" not in gie_plan and "#   - gie:" not in ambient

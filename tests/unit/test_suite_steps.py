@@ -12,7 +12,7 @@ def plan_text(**cli: object) -> str:
 
 def test_plan_lists_the_feature_suites_test_time_objects() -> None:
     text = plan_text(mode="sidecar", features="nftables,istio-csr")
-    assert "# the feature suites also do, at test time (removed when each test ends):" in text
+    assert "# the feature suites also do, at test time (removed or put back when each test ends):" in text
     assert "privileged hostPID reader pod on that pod's node" in text
     assert "server-excluded" in text and "traffic.sidecar.istio.io/excludeInboundPorts=8080" in text
     assert "CertificateRequests in istio-system (no private key is read)" in text

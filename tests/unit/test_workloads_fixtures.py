@@ -154,3 +154,30 @@ def test_keep_on_failure_leaves_the_namespaces(pytester: pytest.Pytester) -> Non
     calls = run(pytester, "--keep-on-failure-test")
     assert not [c for c in calls if c[:2] == ["delete", "Namespace"]]
     assert ["delete", "AuthorizationPolicy", "deny-first"] in calls  # policies still go with their test
+
+
+OWN_SERVER_TESTS = """
+import pytest
+
+from meshproof.workloads import SharedStateBusy, WorkloadClass, exclusive
+
+
+def test_own_server_holds_its_name_run_wide(own_server, workloads, workload_state_dir):
+    key = f"server/{workloads.namespace(WorkloadClass.AMBIENT)}/restart-me"
+    with own_server("restart-me", workload_class=WorkloadClass.AMBIENT) as server:
+        assert server.name == "restart-me"
+        other_worker = exclusive(workload_state_dir, key, timeout=0.1)
+        with pytest.raises(SharedStateBusy, match="restart-me"), other_worker:
+            pass  # another xdist worker's test with the same server name waits for this one
+    with exclusive(workload_state_dir, key, timeout=0.1):
+        pass  # released, with the server deleted
+"""
+
+
+def test_own_server_takes_turns_on_a_fixed_name(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_own=OWN_SERVER_TESTS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    calls = [json.loads(line) for line in Path(pytester.path / "calls.jsonl").read_text().splitlines()]
+    assert ["delete", "Deployment", "restart-me"] in calls

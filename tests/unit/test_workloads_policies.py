@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import Timeout
 
 from meshproof.checks.ambient import PolicyRejection
 from meshproof.policies import (
@@ -26,7 +25,7 @@ from meshproof.policies import (
     tcp_echoed,
 )
 from meshproof.traffic import Response, TransportError
-from meshproof.workloads import HTTP_PORT, TCP_PORT, Workload, WorkloadClass
+from meshproof.workloads import HTTP_PORT, TCP_PORT, SharedStateBusy, Workload, WorkloadClass, exclusive
 
 SERVERS = {c: Workload(c, f"mp-run-{c.value}", "server") for c in WorkloadClass if c.in_mesh}
 CLIENT_PRINCIPAL = "cluster.local/ns/mp-run-sidecar/sa/client"
@@ -261,11 +260,11 @@ def test_a_namespace_is_held_by_one_test_at_a_time(tmp_path: Path) -> None:
     first = AppliedPolicies(FakeCluster(), "first", tmp_path, lock_timeout=0.2)
     second = AppliedPolicies(FakeCluster(), "second", tmp_path, lock_timeout=0.2)
     first.apply(policy("a"))
-    with pytest.raises(Timeout):
+    with pytest.raises(SharedStateBusy, match="policies-"):
         second.apply(policy("b"))
     second.apply(policy("c", WorkloadClass.SIDECAR))  # another namespace is free
     first.remove_all()
-    with pytest.raises(Timeout):  # removing the policies mid-test keeps the namespace held
+    with pytest.raises(SharedStateBusy):  # removing the policies mid-test keeps the namespace held
         second.apply(policy("b"))
     first.close()
     second.apply(policy("b"))
@@ -278,3 +277,21 @@ def test_policy_without_namespace_is_refused(tmp_path: Path) -> None:
     del doc["metadata"]["namespace"]
     with pytest.raises(ValueError, match="namespace"):
         applied.apply(doc)
+
+
+def test_exclusive_serializes_one_key_and_names_it_when_the_wait_is_over(tmp_path: Path) -> None:
+    key = "server/mp-x-sidecar/restart-me"
+
+    def busy(which: str) -> str | None:
+        try:
+            with exclusive(tmp_path, which, timeout=0.1):
+                return None
+        except SharedStateBusy as error:
+            return str(error)
+
+    with exclusive(tmp_path, key):
+        assert "'server/mp-x-sidecar/restart-me'" in (busy(key) or "") and "still holds it" in (
+            busy(key) or ""
+        )
+        assert busy("server/mp-x-sidecar/other") is None, "another key is free"
+    assert busy(key) is None, "released after the block"
