@@ -14,7 +14,8 @@ export MESHPROOF_REQUIRE_REAL_TOOLS=1  # the local-real tier fails, never skips,
 cp_state="${MESHPROOF_CONTROL_PLANE_DIR:-$PWD/.cache/control-plane}"
 cp_started=0
 if [ "${MESHPROOF_CONTROL_PLANE:-1}" = 1 ]; then
-  if [ -s "$cp_state/pids" ]; then
+  # a pids file whose processes are gone (a crash, a reboot) is no running tier: up.sh replaces it
+  if [ -s "$cp_state/pids" ] && (MESHPROOF_CONTROL_PLANE_DIR="$cp_state" && . scripts/control-plane/common.sh && cp_tier_running); then
     echo "test-engine: using the control-plane tier already running in $cp_state"
   else
     trap 'bash scripts/control-plane/down.sh --keep-state' EXIT

@@ -7,12 +7,14 @@ repetitions are then cut into consecutive blocks of `group_size` (the default re
 comparison), and every block is one trial: the shift arm against the reference, judged exactly as
 `bench local` (paired) and `bench compare` (unpaired, Welch) judge it with the given thresholds.
 
-Reported per shift and percentile: how often the trial was flagged "regressed" (for the 0 shift, the
-false-positive rate), the shift actually measured over all repetitions, and the smallest shift flagged
-in at least `RESOLVED_RATE` of the judged trials. A trial is judged on its valid runs (an invalid run,
-e.g. fortio falling behind on a busy host, is left out as `compare` leaves it out) and is "unsustained"
-when a side keeps fewer than two. Trials in one session are closer in time than a real baseline
-and rerun usually are: the unpaired rate here is a lower bound for a baseline taken days ago.
+Reported per shift and percentile: how many of the judged trials were flagged "regressed", as k/n with
+a 95% Clopper-Pearson upper bound (a handful of trials cannot show a rate of 0; for the 0 shift every
+verdict other than "no change", "improved" too, is a false flag), the shift actually measured over all
+repetitions, and the smallest shift flagged in at least `RESOLVED_RATE` of the judged trials. A trial is
+judged on its valid runs (an invalid run, e.g. fortio falling behind on a busy host, is left out as
+`compare` leaves it out) and is "unsustained" when a side keeps fewer than two. Trials in one session are
+closer in time than a real baseline and rerun usually are: the unpaired rate here is a lower bound for
+a baseline taken days ago.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import beta
 
 from meshproof.bench.compare import Thresholds, Verdict, compare_cell
 from meshproof.bench.delayserver import serving_in_process
@@ -37,6 +40,7 @@ REFERENCE_ARM = "reference"
 RESOLVED_RATE = 0.8
 CALIBRATION_FILE = "calibration.json"
 MODES = ("paired", "unpaired")
+BOUND_CONFIDENCE = 0.95
 
 
 def shift_arm(shift_ms: float) -> str:
@@ -71,10 +75,25 @@ class ShiftRow:
     flagged: dict[str, dict[str, int]]  # mode -> percentile -> trials judged "regressed"
     not_judged: dict[str, dict[str, int]]
 
+    def judged(self, mode: str, metric: str) -> int:
+        return self.trials - self.unsustained - self.not_judged[mode][metric]
+
     def rate(self, mode: str, metric: str) -> float | None:
-        """Share of the judged trials flagged "regressed" (None: none judged)."""
-        judged = self.trials - self.unsustained - self.not_judged[mode][metric]
+        """Share of the judged trials flagged (None: none judged)."""
+        judged = self.judged(mode, metric)
         return self.flagged[mode][metric] / judged if judged > 0 else None
+
+    def upper_bound(self, mode: str, metric: str) -> float | None:
+        """One-sided 95% Clopper-Pearson upper bound on the flag rate (None: none judged)."""
+        judged = self.judged(mode, metric)
+        return upper_bound(self.flagged[mode][metric], judged) if judged > 0 else None
+
+
+def upper_bound(k: int, n: int, confidence: float = BOUND_CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound for k successes in n trials (0 of 4 -> 52.7%)."""
+    if k >= n:
+        return 1.0
+    return float(beta.ppf(confidence, k + 1, n - k))
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,10 @@ class Calibration:
     def false_positive(self, mode: str, metric: str) -> float | None:
         zero = next((r for r in self.rows if r.shift_ms == 0), None)
         return zero.rate(mode, metric) if zero else None
+
+    def false_positive_bound(self, mode: str, metric: str) -> float | None:
+        zero = next((r for r in self.rows if r.shift_ms == 0), None)
+        return zero.upper_bound(mode, metric) if zero else None
 
     def smallest_resolved(self, mode: str, metric: str) -> float | None:
         for row in sorted(self.rows, key=lambda r: r.shift_ms):
@@ -103,6 +126,10 @@ class Calibration:
             "false_positive_rate": {
                 m: {p: self.false_positive(m, p) for p in CALIBRATED_PERCENTILES} for m in MODES
             },
+            "false_positive_upper_bound": {
+                m: {p: self.false_positive_bound(m, p) for p in CALIBRATED_PERCENTILES} for m in MODES
+            },
+            "bound_confidence": BOUND_CONFIDENCE,
             "smallest_resolved_shift_ms": {
                 m: {p: self.smallest_resolved(m, p) for p in CALIBRATED_PERCENTILES} for m in MODES
             },
@@ -141,7 +168,11 @@ def analyse(results: BenchmarkResults, spec: CalibrationSpec) -> Calibration:
                 verdicts = compare_cell(cell, ref_valid, arm_valid, spec.thresholds, paired=mode == "paired")
                 for row in verdicts:
                     if row.metric in CALIBRATED_PERCENTILES:
-                        flagged[mode][row.metric] += row.verdict is Verdict.REGRESSED
+                        # an unchanged rerun judged anything but "no change" (improved too) is a false flag
+                        if shift == 0:
+                            flagged[mode][row.metric] += row.verdict in (Verdict.REGRESSED, Verdict.IMPROVED)
+                        else:
+                            flagged[mode][row.metric] += row.verdict is Verdict.REGRESSED
                         not_judged[mode][row.metric] += row.verdict is Verdict.NOT_JUDGED
         rows.append(
             ShiftRow(
@@ -229,6 +260,14 @@ def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{100 * rate:.0f}%"
 
 
+def _kn(row: ShiftRow, mode: str, metric: str) -> str:
+    """k/n flagged with the 95% upper bound: "0/4 (<=53%)"."""
+    judged = row.judged(mode, metric)
+    if judged <= 0:
+        return "n/a"
+    return f"{row.flagged[mode][metric]}/{judged} (<={_pct(row.upper_bound(mode, metric))})"
+
+
 def table(calibration: Calibration) -> str:
     """The calibration as a Markdown table (the console prints the same)."""
     spec = calibration.spec
@@ -239,27 +278,28 @@ def table(calibration: Calibration) -> str:
         f">= {spec['min_delta_ms']:g} ms, {100 * float(spec['confidence']):g}% interval excludes 0",  # type: ignore[arg-type]
         "",
         "| planted shift (ms) | measured p50 / p90 / p99 (ms) "
-        "| flagged p50 / p90 / p99, paired (bench local A/B) "
-        "| flagged p50 / p90 / p99, unpaired (bench compare) | trials (unsustained) |",
+        "| flagged k/n (95% upper bound) p50 / p90 / p99, paired (bench local A/B) "
+        "| flagged k/n (95% upper bound) p50 / p90 / p99, unpaired (bench compare) | trials (unsustained) |",
         "| ---: | --- | --- | --- | ---: |",
     ]
     for row in calibration.rows:
         measured = " / ".join(
             f"{row.measured_ms[p]:+.3f}" if p in row.measured_ms else "n/a" for p in CALIBRATED_PERCENTILES
         )
-        rates = [" / ".join(_pct(row.rate(m, p)) for p in CALIBRATED_PERCENTILES) for m in MODES]
+        rates = [" / ".join(_kn(row, m, p) for p in CALIBRATED_PERCENTILES) for m in MODES]
         lines.append(
             f"| {row.shift_ms:g} | {measured} | {rates[0]} | {rates[1]} | {row.trials} ({row.unsustained}) |"
         )
     lines.append("")
+    zero = next((r for r in calibration.rows if r.shift_ms == 0), None)
     for mode in MODES:
-        fp = ", ".join(f"{p} {_pct(calibration.false_positive(mode, p))}" for p in CALIBRATED_PERCENTILES)
+        fp = ", ".join(f"{p} {_kn(zero, mode, p) if zero else 'n/a'}" for p in CALIBRATED_PERCENTILES)
         resolved = ", ".join(
             f"{p} {_shift(calibration.smallest_resolved(mode, p))}" for p in CALIBRATED_PERCENTILES
         )
         lines.append(
-            f"- {mode}: false-positive rate (0 shift flagged) {fp}; smallest shift flagged in "
-            f">= {100 * RESOLVED_RATE:.0f}% of trials: {resolved}"
+            f"- {mode}: false-positive rate (0 shift judged other than no change; k/n, 95% upper bound) "
+            f"{fp}; smallest shift flagged in >= {100 * RESOLVED_RATE:.0f}% of trials: {resolved}"
         )
     return "\n".join(lines)
 

@@ -29,18 +29,15 @@ from meshproof.bench.model import (
 from meshproof.bench.proc import run_child
 from meshproof.bench.validity import ValidityLimits, assess
 from meshproof.kube_api import PodExecutor
-from meshproof.tools import FORTIO_VERSION
 from meshproof.workloads import FORTIO_IMAGE as WORKLOAD_FORTIO_IMAGE
 
 # One fortio pin for the whole project (meshproof.tools.FORTIO_VERSION): the CLI meshproof downloads and
 # the image the pods run. CI builds an older fortio with `go install` (.ci/install-fortio says why); the
 # JSON result struct is byte-identical from v1.60.0 to v1.75.2 (output-formats §1.1), so parsing holds.
 FORTIO_IMAGE = WORKLOAD_FORTIO_IMAGE
-INSTALL_HINT = f"meshproof tools install fortio, or go install fortio.org/fortio@v{FORTIO_VERSION}"
 # 10 µs lowest bucket: about 1/10 of a ~0.1-1 ms loopback or pod-to-pod latency (perf-anchors §3, §7.5).
 DEFAULT_RESOLUTION_S = 0.00001
 FALLING_BEHIND = re.compile(r"WARNING ([0-9.]+)% of sleep were falling behind")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class FortioMissing(Exception):

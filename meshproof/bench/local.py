@@ -27,6 +27,7 @@ from meshproof.bench.model import BenchmarkResults, Placement, RunRecord
 from meshproof.bench.plan import arm_order
 from meshproof.bench.stats import DEFAULT_REPETITIONS
 from meshproof.bench.validity import ValidityLimits
+from meshproof.config import RUN_ID_RE
 
 LOCAL_ARM = "local"
 # a loopback target runs on this machine too: leave it this many cores
@@ -62,19 +63,39 @@ class LocalArm:
 
 def parse_arms(urls: list[str], single_name: str = LOCAL_ARM) -> tuple[LocalArm, ...]:
     """`--url` values: `URL` or `NAME=URL`. One unnamed URL is the arm `single_name`; several unnamed
-    ones are arms a, b, c... in the order given (the first is the reference of the comparison)."""
+    ones are arms a, b, c... in the order given (the first is the reference of the comparison). A name
+    follows the run-id rule (it names files and report rows); a URL with credentials (user:password@) is
+    refused without echoing it, so no credential reaches a report."""
     arms: list[LocalArm] = []
     for index, text in enumerate(urls):
         name, sep, url = text.partition("=")
         if not sep or "://" in name:
             name, url = (single_name if len(urls) == 1 else chr(ord("a") + index)), text
+        if _has_userinfo(url):
+            raise LocalBenchError(
+                f"--url of arm {name!r}: credentials in the URL (user:password@) are refused, "
+                "they would be written into the reports"
+            )
         if not name or not url:
             raise LocalBenchError(f"--url {text!r}: expected URL or NAME=URL")
+        if not RUN_ID_RE.fullmatch(name):
+            raise LocalBenchError(
+                f"--url {text!r}: arm name {name!r} must match [A-Za-z0-9][A-Za-z0-9._-]* "
+                "(up to 63 characters)"
+            )
         arms.append(LocalArm(name, url))
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise LocalBenchError(f"--url: arm names repeat ({', '.join(names)}); name each arm once")
     return tuple(arms)
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url.partition("://")[2].partition("/")[0]
+    return "@" in parts.netloc
 
 
 def default_locust_processes(allow_remote: bool, cpus: int | None = None) -> int:

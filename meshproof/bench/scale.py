@@ -32,7 +32,6 @@ DATA_PLANE: dict[str, tuple[ScaleComponent, ...]] = {
     "ambient": ("ztunnel",),
     "waypoint": ("ztunnel", "waypoint"),
 }
-DEFAULT_KIND_PODS: tuple[int, ...] = (10, 50, 100)
 CONVERGENCE = "pilot_proxy_convergence_time"
 CONNECTED_PROXIES = "pilot_xds"
 
@@ -123,6 +122,7 @@ class ScalePoint:
     istiod_memory_mib: float | None
     push_ms: float | None
     pushes: float | None
+    connected_proxies: float | None = None  # istiod's pilot_xds after the N pods came up
 
     @property
     def memory_per_pod_mib(self) -> float | None:
@@ -152,6 +152,7 @@ def aggregate(samples: Iterable[ScaleSample], pushes: Iterable[PushWindow] = ())
                 istiod_memory_mib=sum(s.memory_mib for s in istiod) if istiod else None,
                 push_ms=window.mean_push_ms if window else None,
                 pushes=window.pushes if window else None,
+                connected_proxies=window.connected_proxies if window else None,
             )
         )
     return points
@@ -180,6 +181,7 @@ TABLE_HEADERS = (
     "istiod MiB",
     "istiod push (ms, mean)",
     "pushes",
+    "istiod connected proxies",
 )
 
 
@@ -195,6 +197,7 @@ def table_row(p: ScalePoint) -> list[str]:
         _num(p.istiod_memory_mib, 1),
         _num(p.push_ms, 1),
         _num(p.pushes, 0),
+        _num(p.connected_proxies, 0),
     ]
 
 

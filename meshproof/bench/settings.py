@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshproof.bench.compare import DEFAULT_THRESHOLD_PCT
 from meshproof.bench.model import ResultsError, load_results
 from meshproof.bench.plan import BenchPlan, PlanError, load_plan
 from meshproof.bench.scale import ScaleCountsError, scale_counts
 from meshproof.bench.session import BASELINE_ENV, PROFILE_ENV, SCALE_PODS_ENV, THRESHOLD_ENV
 
 DEFAULT_PROFILE = "quick"
-DEFAULT_THRESHOLD_PCT = 10.0
 
 
 class BenchSettingsError(Exception):

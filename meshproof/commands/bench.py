@@ -80,6 +80,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _group_size(text: str) -> int:
+    value = int(text)
+    if value < MIN_REPS_FOR_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"must be >= {MIN_REPS_FOR_INTERVAL} (a trial needs two runs a side for an interval), got {text}"
+        )
+    return value
+
+
 def _qps(text: str) -> float | None:
     if text in ("0", "max"):
         return None
@@ -141,13 +157,13 @@ def _register_compare(actions: Any) -> None:
     p.add_argument("current", type=Path, help="results dir or benchmark.json")
     p.add_argument(
         "--threshold-pct",
-        type=float,
+        type=_non_negative_float,
         default=DEFAULT_THRESHOLD_PCT,
         help=f"relative threshold in percent (default {DEFAULT_THRESHOLD_PCT:g})",
     )
     p.add_argument(
         "--min-delta-ms",
-        type=float,
+        type=_non_negative_float,
         default=DEFAULT_MIN_DELTA_MS,
         help=f"minimum latency effect judged, ms (default {DEFAULT_MIN_DELTA_MS:g})",
     )
@@ -198,7 +214,7 @@ def _register_calibrate(actions: Any) -> None:
     )
     p.add_argument(
         "--group-size",
-        type=_positive_int,
+        type=_group_size,
         default=defaults.group_size,
         help=f"repetitions per side of one trial (default {defaults.group_size}, as bench local)",
     )
@@ -208,8 +224,8 @@ def _register_calibrate(actions: Any) -> None:
         default=defaults.shifts_ms,
         help="planted shifts in ms (default " + ",".join(f"{s:g}" for s in defaults.shifts_ms) + ")",
     )
-    p.add_argument("--threshold-pct", type=float, default=DEFAULT_THRESHOLD_PCT)
-    p.add_argument("--min-delta-ms", type=float, default=DEFAULT_MIN_DELTA_MS)
+    p.add_argument("--threshold-pct", type=_non_negative_float, default=DEFAULT_THRESHOLD_PCT)
+    p.add_argument("--min-delta-ms", type=_non_negative_float, default=DEFAULT_MIN_DELTA_MS)
     p.add_argument(
         "--min-qps-ratio", type=float, default=0.99, help="a run below this share of --qps is invalid"
     )
@@ -330,7 +346,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             warmup_s=max(0.0, args.warmup),
             repetitions=args.repetitions,
-            group_size=max(MIN_REPS_FOR_INTERVAL, args.group_size),
+            group_size=args.group_size,
             shifts_ms=args.shifts_ms,
             thresholds=Thresholds(threshold_pct=args.threshold_pct, min_delta_ms=args.min_delta_ms),
             limits=ValidityLimits(min_qps_ratio=args.min_qps_ratio),

@@ -92,6 +92,7 @@ def build_plots(
     summaries: Sequence[CellSummary],
     costs: Sequence[ResourceCost],
     mesh: Sequence[MeshCost],
+    scale_pts: Sequence[scale.ScalePoint] | None = None,
 ) -> list[Plot]:
     reference = reference_arm(results)
     cells = results.cells()
@@ -121,7 +122,11 @@ def build_plots(
             bench_plots.throughput_vs_connections(summaries),
         ),
         ("CPU and memory per 1000 req/s", "resources.png", bench_plots.resources_per_krps(costs)),
-        ("Cost of the mesh vs N idle pods", "scale-cost.png", scale.cost_plot(scale_points(results))),
+        (
+            "Cost of the mesh vs N idle pods",
+            "scale-cost.png",
+            scale.cost_plot(list(scale_pts) if scale_pts is not None else scale_points(results)),
+        ),
     ]
     return [Plot(title, name, png) for title, name, png in candidates if png]
 
@@ -130,13 +135,14 @@ def _context(results: BenchmarkResults, source: str) -> dict[str, object]:
     summaries = summarize(results)
     costs = resource_costs(results)
     mesh: list[MeshCost] = mesh_costs(results)
-    plots = build_plots(results, summaries, costs, mesh)
+    scale_pts = scale_points(results)
+    plots = build_plots(results, summaries, costs, mesh, scale_pts)
     return {
         "results": results,
         "source": source,
         "reference_arm": reference_arm(results),
-        "scale_table": scale.markdown_table(scale_points(results)) if results.scale_samples else "",
-        "scale_rows": [scale.table_row(p) for p in scale_points(results)],
+        "scale_table": scale.markdown_table(scale_pts) if results.scale_samples else "",
+        "scale_rows": [scale.table_row(p) for p in scale_pts],
         "scale_headers": scale.TABLE_HEADERS,
         "settings": flatten_settings(results.plan),
         "summaries": summaries,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Stop the control-plane tier started by up.sh: every process by its recorded pid (newest first, SIGTERM,
-# then SIGKILL after a grace period), then check that none of them is left. Removes the run state unless
+# then SIGKILL after a grace period; each to its process group, as up.sh starts each with setsid), then
+# check that none of them is left. A recorded pid that no longer runs the program recorded for it in
+# pids.cmd (gone, or reused by the kernel for something else) is never signalled. Removes the run state unless
 # --keep-state (logs stay readable for a failed CI run). Exit 1 when a process could not be stopped.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -8,18 +10,27 @@ set -euo pipefail
 keep=0
 [ "${1:-}" = "--keep-state" ] && keep=1
 
-mapfile -t entries < <(cp_recorded_pids | tac)
+mapfile -t recorded < <(cp_recorded_pids | tac)
+entries=()
+for entry in "${recorded[@]}"; do
+  read -r name pid _ <<<"$entry"
+  if cp_is_ours "$pid"; then
+    entries+=("$entry")
+  elif cp_alive "$pid"; then
+    cp_say "$name (pid $pid) is no longer the recorded '$(cp_recorded_cmd "$pid")'; not signalled (stale pid)"
+  fi
+done
 for entry in "${entries[@]}"; do
-  read -r name pid <<<"$entry"
-  cp_alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+  read -r name pid _ <<<"$entry"
+  cp_signal TERM "$pid"
 done
 left=()
 for entry in "${entries[@]}"; do
-  read -r name pid <<<"$entry"
+  read -r name pid _ <<<"$entry"
   for _ in $(seq 1 100); do cp_alive "$pid" || break; sleep 0.1; done
   if cp_alive "$pid"; then
     cp_say "$name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
+    cp_signal KILL "$pid"
     sleep 0.5
   fi
   cp_alive "$pid" && left+=("$name/$pid")
@@ -35,7 +46,7 @@ if [ -f "$CP_STATE/env" ]; then
   done
   [ "${#listening[@]}" -eq 0 ] || cp_die "processes stopped, but 127.0.0.1 ports still listen: ${listening[*]}"
 fi
-rm -f "$CP_PIDS"
+rm -f "$CP_PIDS" "$CP_CMDS"
 if [ "$keep" = 0 ]; then
   rm -rf "$CP_STATE"
   cp_say "stopped ${#entries[@]} process(es); removed $CP_STATE"

@@ -15,7 +15,7 @@
 # MESHPROOF_CP_ISTIOD_WEBHOOK_PORT, MESHPROOF_CP_ISTIOD_MONITORING_PORT. Everything listens on 127.0.0.1.
 # Upstream data: $MESHPROOF_SHARED_DIR or ../shared beside the repository. On failure it stops what it
 # started and prints the failing component's log tail.
-set -euo pipefail
+set -Eeuo pipefail
 . "$(dirname "$0")/common.sh"
 
 SHARED="${MESHPROOF_SHARED_DIR:-$(cd "$CP_REPO/.." && pwd)/shared}"
@@ -28,7 +28,8 @@ PYTHON="$CP_REPO/.venv/bin/python"
 command -v openssl >/dev/null || cp_die "openssl is required to make the tier's certificates"
 
 if [ -s "$CP_PIDS" ]; then
-  cp_die "a tier is already recorded in $CP_STATE; run scripts/control-plane/down.sh first"
+  cp_tier_running && cp_die "a tier is already running from $CP_STATE; run scripts/control-plane/down.sh first"
+  cp_say "no recorded process of $CP_PIDS still runs (a stale record); replacing it"
 fi
 
 BIN="$(bash "$CP_HERE/build.sh" | tail -n 1)"
@@ -71,10 +72,11 @@ start() { # start NAME CMD...: run in its own process group, log to logs/NAME.lo
   local name="$1"; shift
   setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   echo "$name $!" >>"$CP_PIDS"
+  echo "$name $! $1" >>"$CP_CMDS"
 }
 all_running() { # every recorded component still runs (a crash, e.g. a port taken, fails the start at once)
   local name pid
-  while read -r name pid; do
+  while read -r name pid _; do
     cp_alive "$pid" || { cp_say "$name (pid $pid) exited; see $LOGS/$name.log"; return 1; }
   done <"$CP_PIDS"
 }

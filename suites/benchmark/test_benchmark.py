@@ -29,6 +29,7 @@ from meshproof.bench.scale_cluster import ScaleTargets, measure_scale
 from meshproof.bench.session import BASELINE_ENV, SCALE_PODS_ENV, THRESHOLD_ENV, BenchSession
 from meshproof.checks.verdict import require
 from meshproof.config import RunConfig
+from meshproof.mesh.info import MeshInfo
 from meshproof.reporting.bench_compare import summary_line, write_comparison
 from meshproof.wait import Timeouts
 
@@ -88,7 +89,7 @@ def test_mesh_cost_at_scale(
     bench_plan: BenchPlan,
     bench_deployments: tuple[ArmSettings, dict[str, ArmDeployment]],
     cluster: Any,
-    mesh: Any,
+    mesh: MeshInfo,
     run_config: RunConfig,
     bench_session: BenchSession,
     timeouts: Timeouts,
@@ -109,8 +110,8 @@ def test_mesh_cost_at_scale(
         settings,
         counts,
         targets=ScaleTargets(
-            istiod_namespace=getattr(mesh, "istio_namespace", "istio-system"),
-            ztunnel_namespace=getattr(mesh, "ztunnel_namespace", None),
+            istiod_namespace=mesh.istio_namespace,
+            ztunnel_namespace=mesh.ztunnel_namespace,
         ),
         settle_s=bench_plan.scale.settle_s,
         samples=bench_plan.scale.samples,

@@ -121,3 +121,20 @@ def test_an_unknown_argument_is_one_line(clone: Path):
     done = run_setup(clone, "--devv")
     assert done.returncode == 2
     assert done.stderr == "setup: unknown argument '--devv' (use: bash scripts/setup.sh [--dev])\n"
+
+
+def test_dev_setup_reports_nftables_failing_on_its_own_and_goes_on(clone: Path):
+    """nft/ip serve only the native-nftables tests (they skip, or fail naming it): a warning, no Go advice."""
+    _exe(clone / ".ci" / "install-fortio", "exit 0\n")
+    _exe(clone / ".ci" / "contract" / "fetch-upstream", "exit 0\n")
+    _exe(
+        clone / ".ci" / "install-system-packages",
+        "echo 'E: Unable to locate package nftables' >&2; exit 100\n",
+    )
+    done = run_setup(clone, "--dev", STAND_IN_PIP_OK="1")
+    assert done.returncode == 0, done.stderr
+    (warning,) = [line for line in done.stderr.splitlines() if line.startswith("setup: ")]
+    assert warning.startswith("setup: could not install nftables/iproute2")
+    assert "apt-get install nftables iproute2" in warning and "as root" in warning
+    assert "Go" not in warning and "GOPROXY" not in done.stderr
+    assert done.stdout.splitlines()[-1] == "setup: meshproof is set up in .venv"

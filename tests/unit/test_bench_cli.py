@@ -200,3 +200,23 @@ def test_compare_with_nothing_in_common(tmp_path: Path, capsys: pytest.CaptureFi
     results.save(other)
     assert bench_cmd.main(["compare", str(base), str(other)]) == 2
     assert "share no cell" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "a", "b", "--threshold-pct", "-1"], "argument --threshold-pct: must be >= 0, got -1"),
+        (["compare", "a", "b", "--min-delta-ms", "-0.1"], "argument --min-delta-ms: must be >= 0, got -0.1"),
+        (["calibrate", "--output", "o", "--threshold-pct", "-1"], "argument --threshold-pct: must be >= 0"),
+        (["calibrate", "--output", "o", "--min-delta-ms", "-1"], "argument --min-delta-ms: must be >= 0"),
+        (["calibrate", "--output", "o", "--group-size", "1"], "argument --group-size: must be >= 2"),
+    ],
+)
+def test_negative_thresholds_and_a_group_of_one_are_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench_cmd.main(argv)
+    assert exited.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0]

@@ -182,6 +182,9 @@ def test_reports_have_real_plots_embedded(written: ReportPaths) -> None:
     ):
         assert heading in md
     assert "### sidecar fortio qps=1000 c=16 1024B" in md
+    # the per-cell table shows medians, the difference tables means: each table names its statistic
+    assert "| p50 (median) |" in md and "| no-mesh (mean) | sidecar (mean) | diff (mean) |" in md
+    assert "<th>p50 (ms, median)</th>" in html and "<th>no-mesh (mean)</th>" in html
     assert "req/s per loadgen core |" in md and "<th>req/s per loadgen core</th>" in html
     # every setting of the run is in both reports (issue 12: the HTML omitted duration, warm-up, ...)
     for key in ("duration_s", "warmup_s", "validity.min_qps_ratio", "fortio.connection_sweep.qps"):

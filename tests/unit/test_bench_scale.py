@@ -114,6 +114,9 @@ def test_table_plot_and_report_section() -> None:
     table = markdown_table(points)
     assert "| sidecar | 100 | 200.0 | 3000.0 | 30.00 | 100 |" in table
     assert "| ambient | 50 |" in table and "n/a" in table  # no push window at N=50
+    assert "istiod connected proxies" in table.splitlines()[0]
+    seen = aggregate(samples(10), [windows(10)[0].model_copy(update={"connected_proxies": 12.0})])
+    assert markdown_table(seen).splitlines()[2].endswith("| 12 |")  # pilot_xds is shown, not only stored
     png = cost_plot(points)
     assert png is not None and png.startswith(PNG_MAGIC) and len(png) > 10000
     assert cost_plot(aggregate(samples(10))) is None  # one N: no line to draw
